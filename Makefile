@@ -1,0 +1,25 @@
+# The README's two commands. Both install what they need first (scripts/bootstrap.sh: Debian packages
+# when missing, the .venv when pyproject.toml changed) and are safe to run again.
+VENV := .venv
+PY := $(VENV)/bin/python
+PACKAGES := jieshui devices collector store simulators verification api
+
+.PHONY: demo test bootstrap lint typecheck unit
+
+demo: bootstrap
+	$(VENV)/bin/jieshui demo
+
+test: bootstrap lint typecheck unit
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+lint: bootstrap
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: bootstrap
+	$(VENV)/bin/mypy
+
+unit: bootstrap
+	$(PY) -m pytest

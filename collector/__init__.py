@@ -1,0 +1,1 @@
+"""Collector: Modbus and MQTT inputs -> pipeline -> durable buffer -> store (built in the collector issue)."""

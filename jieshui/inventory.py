@@ -1,0 +1,563 @@
+"""The site inventory: districts -> communities -> facilities and devices -> claims.
+
+Simulators, collector, verification and API all read the same YAML file through `load_site`. The
+models mirror the programme's application form (DOMAIN.md: 街道/镇, 小区名称, 居委, 联系人, 电话, 邮编,
+地址, 户数, 人口, 申报示范小区) plus what metering needs (catchments, facilities, devices and their
+connections) and what each measure claims. Every error names the file, the line and the dotted path
+(`examples/site.yaml:42: districts.0.communities.3.households: must be > 0`); the rules that span
+several fields (unique ids, references, the programme's per-district limits) are checked after the
+fields, by `check_rules`, a pure function.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from devices.profile import DeviceKind, find_profile
+from jieshui.errors import InventoryError, ProfileError
+
+SLUG = r"^[a-z0-9][a-z0-9-]*$"
+Slug = Annotated[str, Field(pattern=SLUG, max_length=64)]
+
+# Programme limits per district and application year (沪水务〔2020〕610号, DOMAIN.md).
+MAX_APPLICATIONS_PER_DISTRICT = 8
+MAX_BENCHMARKS_PER_DISTRICT = 2
+MAX_CAR_WASH_PILOTS_PER_DISTRICT = 2
+# Plausible people per household, used to catch swapped or mistyped 户数/人口.
+PEOPLE_PER_HOUSEHOLD = (1.0, 6.0)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Surface(StrEnum):
+    """Catchment surface types with their runoff coefficients (DOMAIN.md, GB 50555-2010)."""
+
+    HARD_ROOF = "hard_roof"
+    GRAVEL_ROOF = "gravel_roof"
+    GREEN_ROOF = "green_roof"
+    CONCRETE_PAVING = "concrete_paving"
+    BLOCK_PAVING = "block_paving"
+    GREEN_SPACE = "green_space"
+
+
+#: Mid-range runoff coefficient psi per surface (DOMAIN.md "Runoff"); a catchment may set its own.
+RUNOFF_COEFFICIENT: dict[Surface, float] = {
+    Surface.HARD_ROOF: 0.85,
+    Surface.GRAVEL_ROOF: 0.65,
+    Surface.GREEN_ROOF: 0.35,
+    Surface.CONCRETE_PAVING: 0.85,
+    Surface.BLOCK_PAVING: 0.55,
+    Surface.GREEN_SPACE: 0.15,
+}
+
+
+class Catchment(_Model):
+    """A surface whose runoff feeds a rainwater tank."""
+
+    id: Slug
+    surface: Surface
+    area_m2: float = Field(gt=0)
+    runoff_coefficient: float | None = Field(default=None, gt=0, le=1)
+    # First-flush diversion depth; 2-3 mm on roofs (DOMAIN.md), 2.5 mm unless the site says otherwise.
+    first_flush_mm: float = Field(default=2.5, ge=0, le=20)
+
+    @property
+    def psi(self) -> float:
+        """The runoff coefficient used: the catchment's own, else the surface's typical value."""
+        return (
+            self.runoff_coefficient
+            if self.runoff_coefficient is not None
+            else RUNOFF_COEFFICIENT[self.surface]
+        )
+
+
+class ModbusTcp(_Model):
+    """A device (or a gateway with unit ids) on Modbus TCP."""
+
+    protocol: Literal["modbus_tcp"]
+    host: str = Field(min_length=1)
+    port: int = Field(default=502, ge=1, le=65535)
+    unit_id: int = Field(default=1, ge=0, le=255)
+
+
+class ModbusRtu(_Model):
+    """A device on a Modbus RTU serial line (RS-485)."""
+
+    protocol: Literal["modbus_rtu"]
+    serial_port: str = Field(min_length=1)
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    bytesize: Literal[7, 8] = 8
+    stopbits: Literal[1, 2] = 1
+    unit_id: int = Field(default=1, ge=1, le=247)
+
+
+class Mqtt(_Model):
+    """A device publishing to `jieshui/<district>/<community>/<device>/telemetry`."""
+
+    protocol: Literal["mqtt"]
+
+
+Connection = Annotated[ModbusTcp | ModbusRtu | Mqtt, Field(discriminator="protocol")]
+
+
+class Device(_Model):
+    """A meter or controller: which profile decodes it, how it is reached, how often it is read."""
+
+    id: Slug
+    profile: str = Field(min_length=1)
+    kind: DeviceKind | None = None  # optional; when given it must match the profile's kind
+    connection: Connection
+    poll_interval_s: float = Field(default=60.0, gt=0, le=86400)
+    serial_number: str | None = None
+
+
+class FacilityKind(StrEnum):
+    """The water-saving measures of the programme, plus the community's master meter."""
+
+    RAINWATER_HARVESTING = "rainwater_harvesting"
+    RIVER_WATER = "river_water"
+    CAR_WASH = "car_wash"
+    MASTER_METER = "master_meter"
+
+
+#: Which device kinds a facility of each kind may hold.
+FACILITY_DEVICE_KINDS: dict[FacilityKind, frozenset[DeviceKind]] = {
+    FacilityKind.RAINWATER_HARVESTING: frozenset({DeviceKind.RAINWATER_SYSTEM, DeviceKind.WATER_METER}),
+    FacilityKind.RIVER_WATER: frozenset({DeviceKind.RIVER_PUMP, DeviceKind.WATER_METER}),
+    FacilityKind.CAR_WASH: frozenset({DeviceKind.CAR_WASH, DeviceKind.WATER_METER}),
+    FacilityKind.MASTER_METER: frozenset({DeviceKind.WATER_METER}),
+}
+
+
+class Facility(_Model):
+    """An installation that saves (or, for the master meter, measures) water, with its devices."""
+
+    id: Slug
+    kind: FacilityKind
+    name: str = Field(min_length=1)
+    catchments: list[Slug] = Field(default_factory=list)  # rainwater: ids of the community's catchments
+    tank_capacity_m3: float | None = Field(default=None, gt=0)
+    rated_flow_m3h: float | None = Field(default=None, gt=0)  # treatment unit or pump
+    devices: list[Device] = Field(default_factory=list)
+
+
+class Measure(StrEnum):
+    """What a claim states; each measure has one unit and one facility kind."""
+
+    RAINWATER_REUSE_PER_DAY = "rainwater_reuse_per_day"
+    RAINWATER_REUSE_PER_YEAR = "rainwater_reuse_per_year"
+    RIVER_WATER_PER_YEAR = "river_water_per_year"
+    CAR_WASH_WATER_PER_CAR = "car_wash_water_per_car"
+    PER_CAPITA_USE = "per_capita_use"
+
+
+#: The unit and the facility kind each measure is claimed in.
+MEASURE_UNIT: dict[Measure, tuple[str, FacilityKind]] = {
+    Measure.RAINWATER_REUSE_PER_DAY: ("m3/day", FacilityKind.RAINWATER_HARVESTING),
+    Measure.RAINWATER_REUSE_PER_YEAR: ("m3/year", FacilityKind.RAINWATER_HARVESTING),
+    Measure.RIVER_WATER_PER_YEAR: ("m3/year", FacilityKind.RIVER_WATER),
+    Measure.CAR_WASH_WATER_PER_CAR: ("L/car", FacilityKind.CAR_WASH),
+    Measure.PER_CAPITA_USE: ("L/person/day", FacilityKind.MASTER_METER),
+}
+
+
+class VehicleClass(StrEnum):
+    """Vehicle classes of the car-wash quotas (DOMAIN.md: 40/50/55/90 L per car)."""
+
+    SEDAN = "sedan"
+    SMALL = "small"
+    MEDIUM = "medium"
+    LARGE = "large"
+
+
+class Claim(_Model):
+    """A saving a community claims for one facility and one reporting year."""
+
+    id: Slug
+    facility: Slug
+    measure: Measure
+    value: float = Field(gt=0)
+    unit: str
+    year: int = Field(ge=2000, le=2100)
+    vehicle_class: VehicleClass | None = None  # car-wash claims may be per class
+    note: str | None = None
+
+
+class Community(_Model):
+    """A residential community (小区): the application form's fields, its catchments, facilities, claims."""
+
+    id: Slug
+    name: str = Field(min_length=1)  # 小区名称
+    name_en: str | None = None
+    street_town: str = Field(min_length=1)  # 街道/镇
+    residents_committee: str = Field(min_length=1)  # 居委
+    contact: str = Field(min_length=1)  # 联系人
+    phone: str = Field(pattern=r"^(\+?86[- ]?)?(0\d{2,3}-?\d{7,8}|1\d{10})$")  # 电话: landline or mobile
+    postcode: str = Field(pattern=r"^\d{6}$")  # 邮编
+    address: str = Field(min_length=1)  # 地址
+    households: int = Field(gt=0)  # 户数
+    population: int = Field(gt=0)  # 人口
+    application_year: int = Field(ge=2000, le=2100)
+    benchmark: bool = False  # 申报示范（标杆）小区
+    car_wash_pilot: bool = False  # 微水洗车试点
+    parking_spaces: int = Field(default=0, ge=0)
+    green_area_m2: float = Field(default=0, ge=0)
+    catchments: list[Catchment] = Field(default_factory=list)
+    facilities: list[Facility] = Field(default_factory=list)
+    claims: list[Claim] = Field(default_factory=list)
+
+    def devices(self) -> Iterator[tuple[Facility, Device]]:
+        """Every device of the community with the facility it belongs to."""
+        for facility in self.facilities:
+            for device in facility.devices:
+                yield facility, device
+
+
+class District(_Model):
+    """A district (区) of Shanghai, which collects its communities' applications."""
+
+    id: Slug
+    name: str = Field(min_length=1)
+    name_en: str | None = None
+    communities: list[Community] = Field(default_factory=list)
+
+
+class Site(_Model):
+    """A whole inventory file."""
+
+    schema_version: Literal[1] = 1
+    districts: list[District] = Field(min_length=1)
+
+    def communities(self) -> Iterator[tuple[District, Community]]:
+        """Every community with its district."""
+        for district in self.districts:
+            for community in district.communities:
+                yield district, community
+
+    def community(self, community_id: str) -> tuple[District, Community]:
+        """The community with this id and its district; KeyError if absent."""
+        for district, community in self.communities():
+            if community.id == community_id:
+                return district, community
+        raise KeyError(community_id)
+
+    def summary(self) -> str:
+        """One line counting what the inventory holds."""
+        communities = [c for _, c in self.communities()]
+        facilities = sum(len(c.facilities) for c in communities)
+        devices = sum(1 for c in communities for _ in c.devices())
+        claims = sum(len(c.claims) for c in communities)
+        return (
+            f"{len(self.districts)} district(s), {len(communities)} communities, {facilities} facilities, "
+            f"{devices} devices, {claims} claims"
+        )
+
+
+# --- rules across fields ------------------------------------------------------------------------
+
+Path_ = tuple[str | int, ...]
+
+
+def _duplicates(ids: list[str]) -> set[str]:
+    return {i for i, n in Counter(ids).items() if n > 1}
+
+
+def check_rules(site: Site) -> list[tuple[Path_, str]]:
+    """Check the rules that span fields; return (path, message) for each violation, in file order."""
+    problems: list[tuple[Path_, str]] = []
+    seen_communities: dict[str, Path_] = {}
+    endpoints: dict[tuple[str, ...], Path_] = {}
+    dup_districts = _duplicates([d.id for d in site.districts])
+    for di, district in enumerate(site.districts):
+        dp: Path_ = ("districts", di)
+        if district.id in dup_districts:
+            problems.append(((*dp, "id"), f"district id {district.id!r} is used more than once"))
+        per_year: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        for ci, community in enumerate(district.communities):
+            cp: Path_ = (*dp, "communities", ci)
+            if community.id in seen_communities:
+                first = ".".join(map(str, seen_communities[community.id]))
+                problems.append(((*cp, "id"), f"community id {community.id!r} is already used at {first}"))
+            else:
+                seen_communities[community.id] = cp
+            year = per_year[community.application_year]
+            year["applications"].append(ci)
+            if community.benchmark:
+                year["benchmark"].append(ci)
+            if community.car_wash_pilot:
+                year["car_wash_pilot"].append(ci)
+            ratio = community.population / community.households
+            if not PEOPLE_PER_HOUSEHOLD[0] <= ratio <= PEOPLE_PER_HOUSEHOLD[1]:
+                problems.append(
+                    (
+                        (*cp, "population"),
+                        f"{community.population} people in {community.households} households is "
+                        f"{ratio:.1f} per household, outside {PEOPLE_PER_HOUSEHOLD[0]:g}-"
+                        f"{PEOPLE_PER_HOUSEHOLD[1]:g}",
+                    )
+                )
+            problems.extend(_check_community(community, cp, endpoints))
+        for year_value, groups in sorted(per_year.items()):
+            limits = (
+                ("applications", MAX_APPLICATIONS_PER_DISTRICT, "applying communities", "id"),
+                ("benchmark", MAX_BENCHMARKS_PER_DISTRICT, "benchmark (示范) applications", "benchmark"),
+                ("car_wash_pilot", MAX_CAR_WASH_PILOTS_PER_DISTRICT, "car-wash pilots", "car_wash_pilot"),
+            )
+            for group, limit, what, field in limits:
+                members = groups.get(group, [])
+                if len(members) > limit:
+                    problems.append(
+                        (
+                            (*dp, "communities", members[limit], field),
+                            f"district {district.id!r} has {len(members)} {what} in {year_value}; "
+                            f"the programme allows at most {limit}",
+                        )
+                    )
+    return problems
+
+
+def _check_community(
+    community: Community, cp: Path_, endpoints: dict[tuple[str, ...], Path_]
+) -> list[tuple[Path_, str]]:
+    problems: list[tuple[Path_, str]] = []
+    for key, singular, items in (
+        ("catchments", "catchment", [c.id for c in community.catchments]),
+        ("facilities", "facility", [f.id for f in community.facilities]),
+        ("claims", "claim", [c.id for c in community.claims]),
+    ):
+        dups = _duplicates(items)
+        for i, item in enumerate(items):
+            if item in dups:
+                problems.append(((*cp, key, i, "id"), f"{singular} id {item!r} is used more than once"))
+                dups.discard(item)
+    catchment_ids = {c.id for c in community.catchments}
+    facilities = {f.id: f for f in community.facilities}
+    device_ids: set[str] = set()
+    for fi, facility in enumerate(community.facilities):
+        fp: Path_ = (*cp, "facilities", fi)
+        for ki, ref in enumerate(facility.catchments):
+            if ref not in catchment_ids:
+                problems.append(
+                    ((*fp, "catchments", ki), f"no catchment {ref!r} in community {community.id!r}")
+                )
+        if facility.kind is FacilityKind.RAINWATER_HARVESTING:
+            if facility.tank_capacity_m3 is None:
+                problems.append(
+                    ((*fp, "tank_capacity_m3"), "a rainwater harvesting facility needs its tank capacity")
+                )
+            if not facility.catchments:
+                problems.append(
+                    ((*fp, "catchments"), "a rainwater harvesting facility needs at least one catchment")
+                )
+        elif facility.catchments:
+            problems.append(
+                (
+                    (*fp, "catchments"),
+                    f"only rainwater harvesting facilities have catchments, not {facility.kind}",
+                )
+            )
+        for vi, device in enumerate(facility.devices):
+            vp: Path_ = (*fp, "devices", vi)
+            if device.id in device_ids:
+                problems.append(
+                    (
+                        (*vp, "id"),
+                        f"device id {device.id!r} is used more than once in community {community.id!r}",
+                    )
+                )
+            device_ids.add(device.id)
+            try:
+                profile = find_profile(device.profile)
+            except ProfileError as exc:
+                problems.append(((*vp, "profile"), str(exc)))
+                continue
+            if device.kind is not None and device.kind is not profile.kind:
+                problems.append(
+                    (
+                        (*vp, "kind"),
+                        f"kind {device.kind} contradicts profile {profile.ref}, which is a {profile.kind}",
+                    )
+                )
+            if profile.kind not in FACILITY_DEVICE_KINDS[facility.kind]:
+                allowed = ", ".join(sorted(FACILITY_DEVICE_KINDS[facility.kind]))
+                problems.append(
+                    (
+                        (*vp, "profile"),
+                        f"a {profile.kind} device does not belong in a {facility.kind} facility "
+                        f"(allowed: {allowed})",
+                    )
+                )
+            conn = device.connection
+            endpoint: tuple[str, ...] | None = None
+            if isinstance(conn, ModbusTcp):
+                endpoint = ("tcp", conn.host, str(conn.port), str(conn.unit_id))
+            elif isinstance(conn, ModbusRtu):
+                endpoint = ("rtu", conn.serial_port, str(conn.unit_id))
+            if endpoint is not None:
+                if endpoint in endpoints:
+                    other = ".".join(map(str, endpoints[endpoint]))
+                    problems.append(
+                        (
+                            (*vp, "connection", "unit_id"),
+                            f"Modbus address {'/'.join(endpoint[1:])} is already used by {other}",
+                        )
+                    )
+                else:
+                    endpoints[endpoint] = vp
+    for ki, claim in enumerate(community.claims):
+        kp: Path_ = (*cp, "claims", ki)
+        unit, facility_kind = MEASURE_UNIT[claim.measure]
+        if claim.unit != unit:
+            problems.append(((*kp, "unit"), f"{claim.measure} is claimed in {unit}, not {claim.unit!r}"))
+        target = facilities.get(claim.facility)
+        if target is None:
+            problems.append(
+                ((*kp, "facility"), f"no facility {claim.facility!r} in community {community.id!r}")
+            )
+        elif target.kind is not facility_kind:
+            problems.append(
+                (
+                    (*kp, "measure"),
+                    f"{claim.measure} needs a {facility_kind} facility; {target.id!r} is {target.kind}",
+                )
+            )
+        if claim.vehicle_class is not None and claim.measure is not Measure.CAR_WASH_WATER_PER_CAR:
+            problems.append(((*kp, "vehicle_class"), "only car-wash claims have a vehicle class"))
+    return problems
+
+
+# --- loading with line numbers ------------------------------------------------------------------
+
+
+class _LineMap:
+    """Where each node of a YAML document starts: path tuple -> 1-based line."""
+
+    def __init__(self) -> None:
+        self.lines: dict[Path_, int] = {}
+        self.duplicates: list[tuple[Path_, int]] = []
+
+    def walk(self, node: yaml.Node, path: Path_) -> None:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in seen:
+                    self.duplicates.append(((*path, key), key_node.start_mark.line + 1))
+                seen.add(key)
+                self.walk(value_node, (*path, key))
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.walk(item, (*path, i))
+
+    def line_of(self, path: Path_) -> int:
+        """The line of the deepest existing node on `path` (a missing field: its parent's line)."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(path[:end])
+            if line is not None:
+                return line
+        return 1
+
+
+_UNION_TAGS = frozenset({"modbus_tcp", "modbus_rtu", "mqtt"})
+
+
+def _message(error: Any) -> str:
+    """A short, imperative message for a pydantic error."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    simple = {
+        "missing": "is required",
+        "extra_forbidden": "is not a known field (misspelt?)",
+        "int_parsing": "must be a whole number",
+        "int_from_float": "must be a whole number",
+        "float_parsing": "must be a number",
+        "bool_parsing": "must be true or false",
+        "string_type": "must be text (quote it in YAML)",
+        "list_type": "must be a list",
+        "dict_type": "must be a mapping",
+        "model_type": "must be a mapping",
+        "union_tag_invalid": f"protocol must be one of {ctx.get('expected_tags', '')}",
+        "union_tag_not_found": "needs a protocol (modbus_tcp, modbus_rtu or mqtt)",
+    }
+    if kind in simple:
+        return simple[kind]
+    bounds = {
+        "greater_than": (">", "gt"),
+        "greater_than_equal": (">=", "ge"),
+        "less_than": ("<", "lt"),
+        "less_than_equal": ("<=", "le"),
+    }
+    if kind in bounds:
+        sign, key = bounds[kind]
+        bound = ctx[key]
+        return f"must be {sign} {bound:g}" if isinstance(bound, float) else f"must be {sign} {bound}"
+    if kind == "string_pattern_mismatch":
+        return f"{error['input']!r} does not match the pattern {ctx['pattern']}"
+    if kind in ("literal_error", "enum"):
+        return f"{error['input']!r} is not one of {ctx.get('expected')}"
+    if kind == "too_short":
+        return f"needs at least {ctx.get('min_length')} item(s)"
+    msg = str(error["msg"])
+    return msg[:1].lower() + msg[1:]
+
+
+def _display_path(loc: tuple[str | int, ...], lines: _LineMap) -> Path_:
+    path: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and part in _UNION_TAGS and (*path, part) not in lines.lines:
+            continue  # pydantic inserts the tagged union's tag; the YAML has no such level
+        path.append(part)
+    return tuple(path)
+
+
+def load_site(path: Path | str) -> Site:
+    """Load and validate an inventory file; raise InventoryError listing every problem found."""
+    file = Path(path)
+    name = str(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InventoryError([f"{name}:0: file: cannot read: {exc}"]) from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InventoryError([f"{name}:{line}: yaml: {problem}"]) from exc
+    if node is None or not isinstance(raw, dict):
+        raise InventoryError([f"{name}:1: file: an inventory is a mapping with a `districts` list"])
+    lines = _LineMap()
+    lines.walk(node, ())
+    problems = [
+        f"{name}:{line}: {'.'.join(map(str, p))}: key appears twice in this mapping"
+        for p, line in lines.duplicates
+    ]
+    try:
+        site = Site.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors():
+            p = _display_path(tuple(error["loc"]), lines)
+            problems.append(
+                f"{name}:{lines.line_of(p)}: {'.'.join(map(str, p)) or '(top)'}: {_message(error)}"
+            )
+        raise InventoryError(problems) from exc
+    problems.extend(
+        f"{name}:{lines.line_of(p)}: {'.'.join(map(str, p))}: {message}" for p, message in check_rules(site)
+    )
+    if problems:
+        raise InventoryError(problems)
+    return site

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what `make demo` and `make test` need on a fresh Debian 12/13 machine, idempotently:
+# Debian packages (only when one is missing: a second run does no network work) and the project's
+# virtualenv in .venv (reinstalled only when pyproject.toml changed since the last install).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(influxdb influxdb-client mosquitto mosquitto-clients mbpoll socat python3 python3-venv)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "bootstrap: installing Debian packages: ${missing[*]}"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "bootstrap: run as root, or install them yourself: apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian's packages start system services where systemd runs; ours are started by the project itself.
+fi
+
+# The interpreter: python3 on PATH if it is >= 3.11 and can make a venv, else Debian's.
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    PY=/usr/bin/python3
+fi
+
+stamp=.venv/.jieshui-installed
+want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    exit 0
+fi
+echo "bootstrap: creating .venv with $("$PY" --version)"
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+echo "$want" > "$stamp"
