@@ -17,9 +17,9 @@ from types import FrameType
 
 from devices.profile import find_profile
 from jieshui.errors import JieshuiError
-from jieshui.inventory import load_site
+from jieshui.inventory import Site, load_site
 from jieshui.services import InfluxServer, MosquittoServer
-from store.influx import InfluxConfig, InfluxStore
+from store.influx import InfluxConfig, InfluxStore, quote_ident
 from store.lineprotocol import Point
 
 DEMO_DATABASE = "jieshui"
@@ -48,10 +48,11 @@ def run_demo(site_path: Path, var_dir: Path, influx_port: int | None, mqtt_port:
         broker.start()
         with InfluxStore(InfluxConfig(url=influx.url, database=DEMO_DATABASE)) as store:
             store.bootstrap()
-            point, line = _sample_reading(site_path)
+            point = _sample_reading(site)
+            line = point.to_line()
             store.write([point])
             back = store.query(
-                f'SELECT * FROM "{point.measurement}" WHERE time = $t AND device = $device',
+                f"SELECT * FROM {quote_ident(point.measurement)} WHERE time = $t AND device = $device",  # noqa: S608
                 params={"t": point.time_ns, "device": point.tags["device"]},
             )
         print("Jieshui demo is running.", flush=True)
@@ -61,7 +62,7 @@ def run_demo(site_path: Path, var_dir: Path, influx_port: int | None, mqtt_port:
         print(f"  logs           : {influx.log_path}  {broker.log_path}")
         print(f"  wrote          : {line}")
         for series in back:
-            fields = {k: v[0] for k, v in series.columns.items()}
+            fields = {k: v[0].item() if hasattr(v[0], "item") else v[0] for k, v in series.columns.items()}
             print(f"  read back      : {series.name} at {series.time[0]}Z {fields}")
         if not back:
             raise JieshuiError("the reading written to InfluxDB could not be read back")
@@ -80,9 +81,8 @@ def run_demo(site_path: Path, var_dir: Path, influx_port: int | None, mqtt_port:
         lock.close()
 
 
-def _sample_reading(site_path: Path) -> tuple[Point, str]:
+def _sample_reading(site: Site) -> Point:
     """A tank-level reading of the inventory's first device, tagged as every reading is (schema.md)."""
-    site = load_site(site_path)
     district, community = next(iter(site.communities()))
     _, device = next(iter(community.devices()))
     profile = find_profile(device.profile)
@@ -99,4 +99,4 @@ def _sample_reading(site_path: Path) -> tuple[Point, str]:
         fields={"level_pct": 42.5, "level_m3": 29.75},
         time_ns=time.time_ns() // 1_000_000_000 * 1_000_000_000,
     )
-    return point, point.to_line()
+    return point

@@ -86,7 +86,12 @@ class _Server:
         """Start the server and wait until it answers; raise ServiceError with its log tail if not."""
         binary = find_binary(self.binary, self.debian_package)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        attempts = 1 if self.requested_port or not self.uses_port else 3  # a free port can be taken between probe and bind
+        if self.uses_port and self.requested_port and _port_open(self.host, self.requested_port):
+            # Checked first: a readiness probe would otherwise be answered by whoever holds the port.
+            raise ServiceError(f"{self.name} cannot listen on {self.where}: the port is already in use")
+        attempts = (
+            1 if self.requested_port or not self.uses_port else 3
+        )  # a free port can be taken between probe and bind
         for attempt in range(attempts):
             if not self.requested_port and self.uses_port:
                 self.port = free_port(self.host)

@@ -110,7 +110,7 @@ class ModbusServerThread:
         """Stop serving and end the thread; safe to call twice."""
         if self._thread.is_alive():
             if self._server is not None:
-                self._run(self._server.shutdown())
+                self._run(self._server.shutdown())  # type: ignore[no-untyped-call]
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
         if not self._loop.is_running() and not self._loop.is_closed():

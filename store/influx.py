@@ -164,6 +164,13 @@ class InfluxStore:
         except ValueError:
             message = response.text.strip() or response.reason_phrase
         if status in (401, 403):
+            if self.config.token is None and self.config.username is None:
+                raise StoreAuthError(
+                    "InfluxDB requires credentials and none were given (set JIESHUI_INFLUX_USERNAME and "
+                    f"JIESHUI_INFLUX_PASSWORD, or JIESHUI_INFLUX_TOKEN): {message}",
+                    status=status,
+                    url=url,
+                )
             who = "token" if self.config.token else f"user {self.config.username!r}"
             raise StoreAuthError(
                 f"InfluxDB refused the credentials ({who}): {message}", status=status, url=url

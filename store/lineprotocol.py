@@ -15,6 +15,7 @@ not change between readings, can be encoded once with `series_key` and reused by
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -29,6 +30,7 @@ _ESCAPE_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _ESCAPE_STRING = str.maketrans({'"': r"\"", "\\": r"\\"})
 _CONTROL = frozenset("\n\r\t")
 _AMBIGUOUS_BACKSLASH = re.compile(r"\\([ ,=]|$)")
+_SUSPECT = re.compile(r"[\n\r\t\\]")
 # InfluxDB's limit on string field values (64 KiB); longer values are refused by the server.
 MAX_STRING_FIELD_BYTES = 64 * 1024 - 1
 
@@ -55,9 +57,11 @@ class Point:
 def _check_text(kind: str, text: str) -> None:
     if not text:
         raise LineProtocolError(f"{kind} must not be empty")
+    if _SUSPECT.search(text) is None:
+        return  # the common case: one scan, nothing to refuse
     if not _CONTROL.isdisjoint(text):
         raise LineProtocolError(f"{kind} {text!r} contains a newline, carriage return or tab")
-    if "\\" in text and _AMBIGUOUS_BACKSLASH.search(text):
+    if _AMBIGUOUS_BACKSLASH.search(text):
         raise LineProtocolError(
             f"{kind} {text!r} has a backslash before a space, comma or equals sign or at its end, "
             "which InfluxDB cannot store unchanged"
@@ -91,14 +95,22 @@ def encode_field(key: str, value: FieldValue) -> str:
         if not math.isfinite(value):
             raise LineProtocolError(f"field {key!r} is {value}, which InfluxDB cannot store")
         text = repr(value)
+        if text.endswith(".0"):
+            text = text[:-2]  # whole floats as `2`, like influxdb-client; the field stays a float
     elif isinstance(value, str):
         if len(value.encode()) > MAX_STRING_FIELD_BYTES:
             raise LineProtocolError(f"field {key!r} is longer than {MAX_STRING_FIELD_BYTES} bytes")
         text = f'"{value.translate(_ESCAPE_STRING)}"'
     else:
         raise LineProtocolError(f"field {key!r} has unsupported type {type(value).__name__}")
+    return f"{_field_key(key)}={text}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_key(key: str) -> str:
+    """Checked and escaped field key; a profile has few, so each is worked out once."""
     _check_text("field key", key)
-    return f"{key.translate(_ESCAPE_KEY)}={text}"
+    return key.translate(_ESCAPE_KEY)
 
 
 def encode_line(key: str, fields: Mapping[str, FieldValue], time_ns: int) -> str:

@@ -105,30 +105,177 @@ def test_base_inventory_is_valid(tmp_path: Path) -> None:
 
 
 BAD_CASES = [
-    pytest.param("households: 1460", "households: 0", ["14: districts.0.communities.0.households: must be > 0"], id="households-zero"),
-    pytest.param("population: 3650", "population: -3", ["15: districts.0.communities.0.population: must be > 0"], id="population-negative"),
-    pytest.param('postcode: "200335"', 'postcode: "20033"', ["12: districts.0.communities.0.postcode: '20033' does not match the pattern ^\\d{6}$"], id="postcode-five-digits"),
-    pytest.param('phone: "021-62681234"', 'phone: "call me"', ["11: districts.0.communities.0.phone: 'call me' does not match the pattern ^(\\+?86[- ]?)?(0\\d{2,3}-?\\d{7,8}|1\\d{10})$"], id="phone-format"),
-    pytest.param("        contact: 王丽\n", "", ["6: districts.0.communities.0.contact: is required"], id="contact-missing"),
-    pytest.param("households: 1460", "housholds: 1460", ["6: districts.0.communities.0.households: is required", "14: districts.0.communities.0.housholds: is not a known field (misspelt?)"], id="misspelt-field"),
-    pytest.param("area_m2: 3200", "area_m2: lots", ["21: districts.0.communities.0.catchments.0.area_m2: must be a number"], id="area-not-number"),
-    pytest.param("surface: hard_roof", "surface: tin_roof", ["20: districts.0.communities.0.catchments.0.surface: 'tin_roof' is not one of 'hard_roof', 'gravel_roof', 'green_roof', 'concrete_paving', 'block_paving' or 'green_space'"], id="unknown-surface"),
-    pytest.param("{protocol: mqtt}", "{protocol: zigbee}", ["41: districts.0.communities.0.facilities.1.devices.0.connection: protocol must be one of 'modbus_tcp', 'modbus_rtu', 'mqtt'"], id="unknown-protocol"),
-    pytest.param("port: 15020, unit_id: 1}", "port: 70000, unit_id: 1}", ["31: districts.0.communities.0.facilities.0.devices.0.connection.port: must be <= 65535"], id="port-out-of-range"),
-    pytest.param("profile: hy-rwc200", "profile: acme-9000", ["30: districts.0.communities.0.facilities.0.devices.0.profile: unknown device profile 'acme-9000'; known profiles: hs-rp55, hy-rwc200, lq-rhc10, ul-wm100, wx-cw01"], id="unknown-profile"),
-    pytest.param("profile: wx-cw01", "profile: hs-rp55", ["40: districts.0.communities.0.facilities.1.devices.0.profile: a river_pump device does not belong in a car_wash facility (allowed: car_wash, water_meter)"], id="device-kind-not-in-facility"),
-    pytest.param("- id: rw-makeup", "- id: rw-controller", ["32: districts.0.communities.0.facilities.0.devices.1.id: device id 'rw-controller' is used more than once in community 'xinjing-6'"], id="duplicate-device-id"),
-    pytest.param("port: 15020, unit_id: 2}", "port: 15020, unit_id: 1}", ["34: districts.0.communities.0.facilities.0.devices.1.connection.unit_id: Modbus address 127.0.0.1/15020/1 is already used by districts.0.communities.0.facilities.0.devices.0"], id="duplicate-modbus-address"),
-    pytest.param("catchments: [roofs]", "catchments: [roof]", ["26: districts.0.communities.0.facilities.0.catchments.0: no catchment 'roof' in community 'xinjing-6'"], id="unknown-catchment"),
-    pytest.param("            tank_capacity_m3: 70\n", "", ["23: districts.0.communities.0.facilities.0.tank_capacity_m3: a rainwater harvesting facility needs its tank capacity"], id="tank-capacity-missing"),
-    pytest.param("facility: rainwater", "facility: rain", ["44: districts.0.communities.0.claims.0.facility: no facility 'rain' in community 'xinjing-6'"], id="claim-unknown-facility"),
-    pytest.param("facility: rainwater", "facility: car-wash", ["45: districts.0.communities.0.claims.0.measure: rainwater_reuse_per_day needs a rainwater_harvesting facility; 'car-wash' is car_wash"], id="claim-wrong-facility-kind"),
-    pytest.param("unit: m3/day", "unit: m3/month", ["47: districts.0.communities.0.claims.0.unit: rainwater_reuse_per_day is claimed in m3/day, not 'm3/month'"], id="claim-wrong-unit"),
-    pytest.param("value: 20", "value: -20", ["46: districts.0.communities.0.claims.0.value: must be > 0"], id="claim-negative"),
-    pytest.param("population: 3650", "population: 36500", ["15: districts.0.communities.0.population: 36500 people in 1460 households is 25.0 per household, outside 1-6"], id="people-per-household"),
-    pytest.param("id: xinjing-6", "id: Xinjing 6", ["6: districts.0.communities.0.id: 'Xinjing 6' does not match the pattern ^[a-z0-9][a-z0-9-]*$"], id="id-not-slug"),
-    pytest.param("        benchmark: true\n", "        benchmark: true\n        benchmark: false\n", ["18: districts.0.communities.0.benchmark: key appears twice in this mapping"], id="duplicate-key"),
-    pytest.param("name: 雨水回用\n", "name: [雨水回用\n", ["26: yaml: expected ',' or ']', but got ':'"], id="yaml-syntax"),
+    pytest.param(
+        "households: 1460",
+        "households: 0",
+        ["14: districts.0.communities.0.households: must be > 0"],
+        id="households-zero",
+    ),
+    pytest.param(
+        "population: 3650",
+        "population: -3",
+        ["15: districts.0.communities.0.population: must be > 0"],
+        id="population-negative",
+    ),
+    pytest.param(
+        'postcode: "200335"',
+        'postcode: "20033"',
+        ["12: districts.0.communities.0.postcode: '20033' does not match the pattern ^\\d{6}$"],
+        id="postcode-five-digits",
+    ),
+    pytest.param(
+        'phone: "021-62681234"',
+        'phone: "call me"',
+        [
+            "11: districts.0.communities.0.phone: 'call me' does not match the pattern ^(\\+?86[- ]?)?(0\\d{2,3}-?\\d{7,8}|1\\d{10})$"
+        ],
+        id="phone-format",
+    ),
+    pytest.param(
+        "        contact: 王丽\n",
+        "",
+        ["6: districts.0.communities.0.contact: is required"],
+        id="contact-missing",
+    ),
+    pytest.param(
+        "households: 1460",
+        "housholds: 1460",
+        [
+            "6: districts.0.communities.0.households: is required",
+            "14: districts.0.communities.0.housholds: is not a known field (misspelt?)",
+        ],
+        id="misspelt-field",
+    ),
+    pytest.param(
+        "area_m2: 3200",
+        "area_m2: lots",
+        ["21: districts.0.communities.0.catchments.0.area_m2: must be a number"],
+        id="area-not-number",
+    ),
+    pytest.param(
+        "surface: hard_roof",
+        "surface: tin_roof",
+        [
+            "20: districts.0.communities.0.catchments.0.surface: 'tin_roof' is not one of 'hard_roof', 'gravel_roof', 'green_roof', 'concrete_paving', 'block_paving' or 'green_space'"
+        ],
+        id="unknown-surface",
+    ),
+    pytest.param(
+        "{protocol: mqtt}",
+        "{protocol: zigbee}",
+        [
+            "41: districts.0.communities.0.facilities.1.devices.0.connection: protocol must be one of 'modbus_tcp', 'modbus_rtu', 'mqtt'"
+        ],
+        id="unknown-protocol",
+    ),
+    pytest.param(
+        "port: 15020, unit_id: 1}",
+        "port: 70000, unit_id: 1}",
+        ["31: districts.0.communities.0.facilities.0.devices.0.connection.port: must be <= 65535"],
+        id="port-out-of-range",
+    ),
+    pytest.param(
+        "profile: hy-rwc200",
+        "profile: acme-9000",
+        [
+            "30: districts.0.communities.0.facilities.0.devices.0.profile: unknown device profile 'acme-9000'; known profiles: hs-rp55, hy-rwc200, lq-rhc10, ul-wm100, wx-cw01"
+        ],
+        id="unknown-profile",
+    ),
+    pytest.param(
+        "profile: wx-cw01",
+        "profile: hs-rp55",
+        [
+            "40: districts.0.communities.0.facilities.1.devices.0.profile: a river_pump device does not belong in a car_wash facility (allowed: car_wash, water_meter)"
+        ],
+        id="device-kind-not-in-facility",
+    ),
+    pytest.param(
+        "- id: rw-makeup",
+        "- id: rw-controller",
+        [
+            "32: districts.0.communities.0.facilities.0.devices.1.id: device id 'rw-controller' is used more than once in community 'xinjing-6'"
+        ],
+        id="duplicate-device-id",
+    ),
+    pytest.param(
+        "port: 15020, unit_id: 2}",
+        "port: 15020, unit_id: 1}",
+        [
+            "34: districts.0.communities.0.facilities.0.devices.1.connection.unit_id: Modbus address 127.0.0.1/15020/1 is already used by districts.0.communities.0.facilities.0.devices.0"
+        ],
+        id="duplicate-modbus-address",
+    ),
+    pytest.param(
+        "catchments: [roofs]",
+        "catchments: [roof]",
+        [
+            "26: districts.0.communities.0.facilities.0.catchments.0: no catchment 'roof' in community 'xinjing-6'"
+        ],
+        id="unknown-catchment",
+    ),
+    pytest.param(
+        "            tank_capacity_m3: 70\n",
+        "",
+        [
+            "23: districts.0.communities.0.facilities.0.tank_capacity_m3: a rainwater harvesting facility needs its tank capacity"
+        ],
+        id="tank-capacity-missing",
+    ),
+    pytest.param(
+        "facility: rainwater",
+        "facility: rain",
+        ["44: districts.0.communities.0.claims.0.facility: no facility 'rain' in community 'xinjing-6'"],
+        id="claim-unknown-facility",
+    ),
+    pytest.param(
+        "facility: rainwater",
+        "facility: car-wash",
+        [
+            "45: districts.0.communities.0.claims.0.measure: rainwater_reuse_per_day needs a rainwater_harvesting facility; 'car-wash' is car_wash"
+        ],
+        id="claim-wrong-facility-kind",
+    ),
+    pytest.param(
+        "unit: m3/day",
+        "unit: m3/month",
+        [
+            "47: districts.0.communities.0.claims.0.unit: rainwater_reuse_per_day is claimed in m3/day, not 'm3/month'"
+        ],
+        id="claim-wrong-unit",
+    ),
+    pytest.param(
+        "value: 20",
+        "value: -20",
+        ["46: districts.0.communities.0.claims.0.value: must be > 0"],
+        id="claim-negative",
+    ),
+    pytest.param(
+        "population: 3650",
+        "population: 36500",
+        [
+            "15: districts.0.communities.0.population: 36500 people in 1460 households is 25.0 per household, outside 1-6"
+        ],
+        id="people-per-household",
+    ),
+    pytest.param(
+        "id: xinjing-6",
+        "id: Xinjing 6",
+        ["6: districts.0.communities.0.id: 'Xinjing 6' does not match the pattern ^[a-z0-9][a-z0-9-]*$"],
+        id="id-not-slug",
+    ),
+    pytest.param(
+        "        benchmark: true\n",
+        "        benchmark: true\n        benchmark: false\n",
+        ["18: districts.0.communities.0.benchmark: key appears twice in this mapping"],
+        id="duplicate-key",
+    ),
+    pytest.param(
+        "name: 雨水回用\n",
+        "name: [雨水回用\n",
+        ["26: yaml: expected ',' or ']', but got ':'"],
+        id="yaml-syntax",
+    ),
 ]
 
 
@@ -165,9 +312,8 @@ def test_ninth_application_in_a_district_year_is_refused(tmp_path: Path) -> None
 
 
 def test_duplicate_community_id_across_districts_is_refused(tmp_path: Path) -> None:
-    second = (
-        "  - id: minhang\n    name: 闵行区\n    communities:\n"
-        + OTHER_COMMUNITY.format(id="xinjing-6", benchmark="false")
+    second = "  - id: minhang\n    name: 闵行区\n    communities:\n" + OTHER_COMMUNITY.format(
+        id="xinjing-6", benchmark="false"
     )
     assert _errors(tmp_path, BASE + second) == [
         "52: districts.1.communities.0.id: community id 'xinjing-6' is already used at districts.0.communities.0"

@@ -1,0 +1,80 @@
+"""`make demo`'s program: starts both servers, shows a reading written and read back, stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+
+
+def _server_pids(path: Path, demo_pid: int) -> list[int]:
+    """Processes whose command line names `path`, other than the demo itself and this test."""
+    result = subprocess.run(["pgrep", "-f", str(path)], capture_output=True, text=True, check=False)
+    return [int(p) for p in result.stdout.split() if int(p) not in (os.getpid(), demo_pid)]
+
+
+def test_demo_starts_servers_round_trips_a_reading_and_stops_on_sigint(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jieshui.cli", "demo", "--site", "examples/community.yaml", "--var", str(var)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if line.startswith("Press Ctrl-C"):
+            break
+    output = "\n".join(lines)
+    assert lines, output
+    assert lines[-1] == "Press Ctrl-C to stop.", output
+
+    influx_url = re.search(r"InfluxDB\s+: (http://127\.0\.0\.1:(\d+))", output)
+    assert influx_url is not None, output
+    assert re.search(r"MQTT broker\s+: mqtt://127\.0\.0\.1:\d+", output)
+    assert (
+        "wrote          : rainwater_system,collector=demo,community=xinjing-6,device=rw-controller" in output
+    )
+    assert "read back      : rainwater_system at" in output
+    assert "'level_pct': 42.5" in output
+
+    # A third-party client (the influx CLI) finds the same reading in the demo's database.
+    query = subprocess.run(
+        [
+            "influx",
+            "-port",
+            influx_url.group(2),
+            "-database",
+            "jieshui",
+            "-format",
+            "csv",
+            "-execute",
+            "SELECT level_pct FROM rainwater_system",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=20,
+    )
+    assert query.stdout.strip().splitlines()[-1].endswith(",42.5")
+    assert len(_server_pids(var, proc.pid)) == 2  # influxd and mosquitto, both with their config under var/
+
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, rest
+    assert "stopped: influxd and mosquitto are down." in rest
+    assert _server_pids(var, proc.pid) == []
+    assert (var / "demo" / "influxd" / "data").is_dir()  # data stays under var/ for the next run
