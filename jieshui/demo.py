@@ -40,6 +40,9 @@ def run_demo(site_path: Path, var_dir: Path, influx_port: int | None, mqtt_port:
     except BlockingIOError:
         print(f"another `jieshui demo` is running with {demo_dir}; stop it first", file=sys.stderr)
         return 1
+    # Installed explicitly: a shell starting us in the background leaves SIGINT ignored, and Python
+    # then never turns Ctrl-C (or `kill -INT`) into KeyboardInterrupt.
+    signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     influx = InfluxServer(demo_dir / "influxd", port=influx_port)
     broker = MosquittoServer(demo_dir / "mosquitto", port=mqtt_port)

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[2]
 
 
@@ -19,7 +21,10 @@ def _server_pids(path: Path, demo_pid: int) -> list[int]:
     return [int(p) for p in result.stdout.split() if int(p) not in (os.getpid(), demo_pid)]
 
 
-def test_demo_starts_servers_round_trips_a_reading_and_stops_on_sigint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_demo_starts_servers_round_trips_a_reading_and_stops_cleanly(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
     var = tmp_path / "var"
     proc = subprocess.Popen(
         [sys.executable, "-m", "jieshui.cli", "demo", "--site", "examples/community.yaml", "--var", str(var)],
@@ -28,6 +33,21 @@ def test_demo_starts_servers_round_trips_a_reading_and_stops_on_sigint(tmp_path:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    try:
+        _check_running_demo(proc, var)
+        proc.send_signal(stop_signal)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:  # a failed check above must not leave the demo and its servers behind
+            proc.terminate()
+            proc.communicate(timeout=30)
+    assert proc.returncode == 0, rest
+    assert "stopped: influxd and mosquitto are down." in rest
+    assert _server_pids(var, proc.pid) == []
+    assert (var / "demo" / "influxd" / "data").is_dir()  # data stays under var/ for the next run
+
+
+def _check_running_demo(proc: subprocess.Popen[str], var: Path) -> None:
     assert proc.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 60
@@ -71,10 +91,3 @@ def test_demo_starts_servers_round_trips_a_reading_and_stops_on_sigint(tmp_path:
     )
     assert query.stdout.strip().splitlines()[-1].endswith(",42.5")
     assert len(_server_pids(var, proc.pid)) == 2  # influxd and mosquitto, both with their config under var/
-
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, rest
-    assert "stopped: influxd and mosquitto are down." in rest
-    assert _server_pids(var, proc.pid) == []
-    assert (var / "demo" / "influxd" / "data").is_dir()  # data stays under var/ for the next run
