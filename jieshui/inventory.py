@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from devices.profile import DeviceKind, find_profile
 from jieshui.errors import InventoryError, ProfileError
+from jieshui.faults import VALUE_FAULTS, Fault
 
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
 Slug = Annotated[str, Field(pattern=SLUG, max_length=64)]
@@ -119,6 +120,7 @@ class Device(_Model):
     connection: Connection
     poll_interval_s: float = Field(default=60.0, gt=0, le=86400)
     serial_number: str | None = None
+    faults: list[Fault] = Field(default_factory=list)  # simulators only: what goes wrong, and when
 
 
 class FacilityKind(StrEnum):
@@ -139,6 +141,18 @@ FACILITY_DEVICE_KINDS: dict[FacilityKind, frozenset[DeviceKind]] = {
 }
 
 
+class FacilitySimulation(_Model):
+    """How the simulators drive a facility (defaults fit the notice's examples)."""
+
+    irrigation_hours: list[int] = Field(default=[6, 7], min_length=1)  # local hours the reuse pump serves
+    initial_level_pct: float = Field(default=50.0, ge=0, le=100)
+    tank_depth_m: float = Field(default=3.0, gt=0, le=10)
+    run_minutes_per_day: float = Field(default=20.0, ge=0, le=1440)  # river pump on an irrigation day
+    washes_per_day: float | None = Field(default=None, ge=0)  # default: parking spaces / 50
+    litres_per_wash: dict[str, float] | None = None  # fresh litres by vehicle class (micro-water default)
+    recycled_share: float = Field(default=0.3, ge=0, lt=1)
+
+
 class Facility(_Model):
     """An installation that saves (or, for the master meter, measures) water, with its devices."""
 
@@ -149,6 +163,7 @@ class Facility(_Model):
     tank_capacity_m3: float | None = Field(default=None, gt=0)
     rated_flow_m3h: float | None = Field(default=None, gt=0)  # treatment unit or pump
     devices: list[Device] = Field(default_factory=list)
+    simulation: FacilitySimulation = Field(default_factory=FacilitySimulation)
 
 
 class Measure(StrEnum):
@@ -215,6 +230,7 @@ class Community(_Model):
     catchments: list[Catchment] = Field(default_factory=list)
     facilities: list[Facility] = Field(default_factory=list)
     claims: list[Claim] = Field(default_factory=list)
+    household_lpcd: float = Field(default=150.0, gt=0, le=1000)  # simulators: L/person/day at home
 
     def devices(self) -> Iterator[tuple[Facility, Device]]:
         """Every device of the community with the facility it belongs to."""
@@ -359,7 +375,12 @@ def _check_community(
                 problems.append(
                     ((*fp, "catchments"), "a rainwater harvesting facility needs at least one catchment")
                 )
-        elif facility.catchments:
+        if facility.kind in (FacilityKind.RAINWATER_HARVESTING, FacilityKind.RIVER_WATER) and (
+            facility.rated_flow_m3h is None
+        ):
+            what = "treatment unit" if facility.kind is FacilityKind.RAINWATER_HARVESTING else "pump"
+            problems.append(((*fp, "rated_flow_m3h"), f"the {what}'s rated flow is needed"))
+        if facility.kind is not FacilityKind.RAINWATER_HARVESTING and facility.catchments:
             problems.append(
                 (
                     (*fp, "catchments"),
@@ -388,6 +409,18 @@ def _check_community(
                         f"kind {device.kind} contradicts profile {profile.ref}, which is a {profile.kind}",
                     )
                 )
+            for ki, fault in enumerate(device.faults):
+                quantity = getattr(fault, "quantity", None)
+                if quantity is not None and quantity not in profile.quantity:
+                    problems.append(
+                        (
+                            (*vp, "faults", ki, "quantity"),
+                            f"profile {profile.ref} has no quantity {quantity!r}",
+                        )
+                    )
+                elif isinstance(fault, VALUE_FAULTS) and fault.kind != "stuck" and quantity is not None:
+                    if fault.kind != "spike" and not profile.quantity[quantity].totalizer:
+                        problems.append(((*vp, "faults", ki, "quantity"), f"{quantity!r} is not a totalizer"))
             if profile.kind not in FACILITY_DEVICE_KINDS[facility.kind]:
                 allowed = ", ".join(sorted(FACILITY_DEVICE_KINDS[facility.kind]))
                 problems.append(
@@ -470,7 +503,11 @@ class _LineMap:
         return 1
 
 
-_UNION_TAGS = frozenset({"modbus_tcp", "modbus_rtu", "mqtt"})
+# Tags of the inventory's discriminated unions (connections, faults): pydantic puts them in error paths.
+_UNION_TAGS = frozenset(
+    {"modbus_tcp", "modbus_rtu", "mqtt", "dropout", "stuck", "spike", "reset", "rollover", "tamper",
+     "clock_skew", "slow", "exception", "malformed", "duplicate", "out_of_order"}
+)  # fmt: skip
 
 
 def _message(error: Any) -> str:
@@ -488,8 +525,9 @@ def _message(error: Any) -> str:
         "list_type": "must be a list",
         "dict_type": "must be a mapping",
         "model_type": "must be a mapping",
-        "union_tag_invalid": f"protocol must be one of {ctx.get('expected_tags', '')}",
-        "union_tag_not_found": "needs a protocol (modbus_tcp, modbus_rtu or mqtt)",
+        "union_tag_invalid": f"{str(ctx.get('discriminator', '')).strip(chr(39))} {ctx.get('tag')!r} is not "
+        f"one of {ctx.get('expected_tags', '')}",
+        "union_tag_not_found": f"needs a {str(ctx.get('discriminator', '')).strip(chr(39))}",
     }
     if kind in simple:
         return simple[kind]

@@ -40,6 +40,7 @@ districts:
             name: 雨水回用
             catchments: [roofs]
             tank_capacity_m3: 70
+            rated_flow_m3h: 10
             devices:
               - id: rw-controller
                 profile: hy-rwc200
@@ -164,21 +165,21 @@ BAD_CASES = [
         "{protocol: mqtt}",
         "{protocol: zigbee}",
         [
-            "41: districts.0.communities.0.facilities.1.devices.0.connection: protocol must be one of 'modbus_tcp', 'modbus_rtu', 'mqtt'"
+            "42: districts.0.communities.0.facilities.1.devices.0.connection: protocol 'zigbee' is not one of 'modbus_tcp', 'modbus_rtu', 'mqtt'"
         ],
         id="unknown-protocol",
     ),
     pytest.param(
         "port: 15020, unit_id: 1}",
         "port: 70000, unit_id: 1}",
-        ["31: districts.0.communities.0.facilities.0.devices.0.connection.port: must be <= 65535"],
+        ["32: districts.0.communities.0.facilities.0.devices.0.connection.port: must be <= 65535"],
         id="port-out-of-range",
     ),
     pytest.param(
         "profile: hy-rwc200",
         "profile: acme-9000",
         [
-            "30: districts.0.communities.0.facilities.0.devices.0.profile: unknown device profile 'acme-9000'; known profiles: hs-rp55, hy-rwc200, lq-rhc10, ul-wm100, wx-cw01"
+            "31: districts.0.communities.0.facilities.0.devices.0.profile: unknown device profile 'acme-9000'; known profiles: hs-rp55, hy-rwc200, lq-rhc10, ul-wm100, wx-cw01"
         ],
         id="unknown-profile",
     ),
@@ -186,7 +187,7 @@ BAD_CASES = [
         "profile: wx-cw01",
         "profile: hs-rp55",
         [
-            "40: districts.0.communities.0.facilities.1.devices.0.profile: a river_pump device does not belong in a car_wash facility (allowed: car_wash, water_meter)"
+            "41: districts.0.communities.0.facilities.1.devices.0.profile: a river_pump device does not belong in a car_wash facility (allowed: car_wash, water_meter)"
         ],
         id="device-kind-not-in-facility",
     ),
@@ -194,7 +195,7 @@ BAD_CASES = [
         "- id: rw-makeup",
         "- id: rw-controller",
         [
-            "32: districts.0.communities.0.facilities.0.devices.1.id: device id 'rw-controller' is used more than once in community 'xinjing-6'"
+            "33: districts.0.communities.0.facilities.0.devices.1.id: device id 'rw-controller' is used more than once in community 'xinjing-6'"
         ],
         id="duplicate-device-id",
     ),
@@ -202,7 +203,7 @@ BAD_CASES = [
         "port: 15020, unit_id: 2}",
         "port: 15020, unit_id: 1}",
         [
-            "34: districts.0.communities.0.facilities.0.devices.1.connection.unit_id: Modbus address 127.0.0.1/15020/1 is already used by districts.0.communities.0.facilities.0.devices.0"
+            "35: districts.0.communities.0.facilities.0.devices.1.connection.unit_id: Modbus address 127.0.0.1/15020/1 is already used by districts.0.communities.0.facilities.0.devices.0"
         ],
         id="duplicate-modbus-address",
     ),
@@ -225,14 +226,14 @@ BAD_CASES = [
     pytest.param(
         "facility: rainwater",
         "facility: rain",
-        ["44: districts.0.communities.0.claims.0.facility: no facility 'rain' in community 'xinjing-6'"],
+        ["45: districts.0.communities.0.claims.0.facility: no facility 'rain' in community 'xinjing-6'"],
         id="claim-unknown-facility",
     ),
     pytest.param(
         "facility: rainwater",
         "facility: car-wash",
         [
-            "45: districts.0.communities.0.claims.0.measure: rainwater_reuse_per_day needs a rainwater_harvesting facility; 'car-wash' is car_wash"
+            "46: districts.0.communities.0.claims.0.measure: rainwater_reuse_per_day needs a rainwater_harvesting facility; 'car-wash' is car_wash"
         ],
         id="claim-wrong-facility-kind",
     ),
@@ -240,14 +241,14 @@ BAD_CASES = [
         "unit: m3/day",
         "unit: m3/month",
         [
-            "47: districts.0.communities.0.claims.0.unit: rainwater_reuse_per_day is claimed in m3/day, not 'm3/month'"
+            "48: districts.0.communities.0.claims.0.unit: rainwater_reuse_per_day is claimed in m3/day, not 'm3/month'"
         ],
         id="claim-wrong-unit",
     ),
     pytest.param(
         "value: 20",
         "value: -20",
-        ["46: districts.0.communities.0.claims.0.value: must be > 0"],
+        ["47: districts.0.communities.0.claims.0.value: must be > 0"],
         id="claim-negative",
     ),
     pytest.param(
@@ -276,6 +277,30 @@ BAD_CASES = [
         ["26: yaml: expected ',' or ']', but got ':'"],
         id="yaml-syntax",
     ),
+    pytest.param(
+        "            rated_flow_m3h: 10\n",
+        "",
+        ["23: districts.0.communities.0.facilities.0.rated_flow_m3h: the treatment unit's rated flow is needed"],
+        id="rated-flow-missing",
+    ),
+    pytest.param(
+        "profile: wx-cw01\n",
+        "profile: wx-cw01\n                faults: [{kind: stuck, quantity: level_pct}]\n",
+        ["42: districts.0.communities.0.facilities.1.devices.0.faults.0.quantity: profile wx-cw01@1 has no quantity 'level_pct'"],
+        id="fault-on-unknown-quantity",
+    ),
+    pytest.param(
+        "profile: wx-cw01\n",
+        "profile: wx-cw01\n                faults: [{kind: reset, quantity: wash_l}]\n",
+        ["42: districts.0.communities.0.facilities.1.devices.0.faults.0.quantity: 'wash_l' is not a totalizer"],
+        id="reset-fault-on-non-totalizer",
+    ),
+    pytest.param(
+        "profile: wx-cw01\n",
+        "profile: wx-cw01\n                faults: [{kind: melt}]\n",
+        ["42: districts.0.communities.0.facilities.1.devices.0.faults.0: kind 'melt' is not one of 'dropout', 'stuck', 'spike', 'reset', 'rollover', 'tamper', 'clock_skew', 'slow', 'exception', 'malformed', 'duplicate', 'out_of_order'"],
+        id="unknown-fault-kind",
+    ),
 ]
 
 
@@ -295,9 +320,9 @@ def _district_with(tmp_path: Path, benchmarks: list[bool]) -> list[str]:
 
 def test_third_benchmark_in_a_district_year_is_refused(tmp_path: Path) -> None:
     errors = _district_with(tmp_path, [True, True])
-    # xinjing-6 is the first benchmark; c1 (the third community, line 72) is the third one.
+    # xinjing-6 is the first benchmark; c1 (the third community, line 73) is the third one.
     assert errors == [
-        "72: districts.0.communities.2.benchmark: district 'changning' has 3 benchmark (示范) applications "
+        "73: districts.0.communities.2.benchmark: district 'changning' has 3 benchmark (示范) applications "
         "in 2025; the programme allows at most 2"
     ]
 
@@ -316,7 +341,7 @@ def test_duplicate_community_id_across_districts_is_refused(tmp_path: Path) -> N
         id="xinjing-6", benchmark="false"
     )
     assert _errors(tmp_path, BASE + second) == [
-        "52: districts.1.communities.0.id: community id 'xinjing-6' is already used at districts.0.communities.0"
+        "53: districts.1.communities.0.id: community id 'xinjing-6' is already used at districts.0.communities.0"
     ]
 
 
