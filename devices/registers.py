@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 
 from devices.codec import Scaling, decoder_for, encoder_for
 from devices.profile import Profile, Register, rollover_of
@@ -33,9 +32,20 @@ class RegisterCodec:
         return range(self.register.address, self.register.address + self.register.count)
 
 
-@cache
+_CODECS: dict[str, tuple[Profile, tuple[RegisterCodec, ...]]] = {}
+
+
 def codecs_for(profile: Profile) -> tuple[RegisterCodec, ...]:
-    """The codecs of every register of a profile's Modbus map (empty without one)."""
+    """The codecs of every register of a profile's Modbus map (empty without one), built once."""
+    cached = _CODECS.get(profile.ref)
+    if cached is not None and cached[0] is profile:
+        return cached[1]
+    codecs = _build_codecs(profile)
+    _CODECS[profile.ref] = (profile, codecs)
+    return codecs
+
+
+def _build_codecs(profile: Profile) -> tuple[RegisterCodec, ...]:
     if profile.modbus is None:
         return ()
     out = []

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from jieshui import __version__
 from jieshui.errors import InventoryError, JieshuiError
@@ -47,6 +48,113 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def _faults(args: argparse.Namespace) -> list[tuple[str, str, Any]]:
+    from jieshui.faults import parse_fault_option
+
+    return [parse_fault_option(text) for text in args.fault or []]
+
+
+def _load_site_or_exit(path: str) -> Any:
+    from jieshui.inventory import load_site
+
+    try:
+        return load_site(path)
+    except InventoryError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise SystemExit(EXIT_INVALID) from exc
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from jieshui.errors import JieshuiError as _Err
+    from simulators.runner import with_faults
+
+    site = _load_site_or_exit(args.site)
+    try:
+        site = with_faults(site, _faults(args))
+    except KeyError as exc:
+        raise _Err(str(exc.args[0])) from exc
+    if args.mode == "backfill":
+        return _simulate_backfill(args, site)
+    return _simulate_live(args, site)
+
+
+def _simulate_backfill(args: argparse.Namespace, site: Any) -> int:
+    import time
+
+    from jieshui.settings import Settings
+    from simulators.backfill import backfill
+    from simulators.runner import parse_date, parse_step
+    from store.influx import InfluxConfig, InfluxStore
+
+    try:
+        start, end, step_s = parse_date(args.start), parse_date(args.end), parse_step(args.step)
+    except ValueError as exc:
+        print(f"jieshui simulate backfill: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if end <= start:
+        print("jieshui simulate backfill: --end must be after --start", file=sys.stderr)
+        return EXIT_INVALID
+    config = InfluxConfig.from_settings(Settings())
+    overrides = {k: v for k, v in (("url", args.influx_url), ("database", args.influx_database)) if v}
+    config = config.model_copy(update=overrides)
+    t0 = time.monotonic()
+    with InfluxStore(config) as store:
+        store.bootstrap()
+        stats = backfill(site, store, start, end, seed=args.seed, step_s=step_s,
+                         truth_path=Path(args.truth) if args.truth else None)  # fmt: skip
+    elapsed = time.monotonic() - t0
+    print(
+        f"backfilled {stats.days} days of {stats.devices} devices: {stats.points} points to "
+        f"{config.url} database {config.target!r} in {elapsed:.1f} s "
+        f"({stats.points / max(elapsed, 1e-9):,.0f}/s)" + (f"; truth in {args.truth}" if args.truth else "")
+    )
+    return 0
+
+
+def _simulate_live(args: argparse.Namespace, site: Any) -> int:
+    import signal
+    import time
+
+    from jieshui.settings import Settings, parse_mqtt_url
+    from simulators.runner import start_live
+
+    broker = parse_mqtt_url(args.mqtt_url or Settings().mqtt_url)
+    start_ns = None
+    if args.start:
+        import datetime as dt
+
+        start_ns = int(dt.datetime.fromisoformat(args.start).timestamp() * 1e9)
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    work_dir = Path(args.var) / "simulate"
+    sim = start_live(
+        site, speed=args.speed, seed=args.seed, broker=broker, work_dir=work_dir, start_ns=start_ns
+    )
+    try:
+        for server in sim.modbus:
+            where = server.serial.port if server.serial else f"{server.host}:{server.port}"
+            units = ", ".join(str(d.id) for d in server.devices)
+            print(f"modbus  {where}  unit ids {units}")
+        for pair in sim.serial:
+            print(f"serial  {pair.client_port} (collector side) <-> {pair.server_port} (simulator side)")
+        if sim.mqtt is not None:
+            for d in sim.mqtt.devices:
+                print(f"mqtt    {broker.host}:{broker.port}  {d.topic}")
+        print(f"simulating at {args.speed:g}x with seed {args.seed}; Ctrl-C stops", flush=True)
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("stopping simulators", flush=True)
+    finally:
+        sim.stop()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `jieshui` command."""
     parser = argparse.ArgumentParser(
@@ -62,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate a site inventory: exit 0 with a summary, or exit 2 with one "
         "`FILE:LINE: dotted.path: message` line per error.",
     )
-    check.add_argument("--site", required=True, default=_env("SITE"), help="inventory YAML file")
+    check.add_argument(
+        "--site", required=_env("SITE") is None, default=_env("SITE"), help="inventory YAML file"
+    )
     check.set_defaults(func=_cmd_check)
 
     demo = sub.add_parser(
@@ -81,7 +191,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--mqtt-port", type=int, default=_env("DEMO_MQTT_PORT"), help="mosquitto port (default: a free one)"
     )
     demo.set_defaults(func=_cmd_demo)
+
+    simulate = sub.add_parser(
+        "simulate",
+        help="run a site's simulated devices live (Modbus and MQTT), or backfill history",
+        description="Run every device of the inventory live: Modbus TCP/RTU servers and MQTT publishers "
+        "on a simulated clock. `jieshui simulate backfill` writes a period of history into InfluxDB instead.",
+    )
+    _simulation_options(simulate)
+    simulate.add_argument("--speed", type=float, default=float(_env("SPEED", "1") or 1),
+                          help="simulated seconds per second (3600: an hour a second)")  # fmt: skip
+    simulate.add_argument("--start", default=None, help="simulated start time, ISO (default: now)")
+    simulate.add_argument("--mqtt-url", default=None, help="broker URL (default JIESHUI_MQTT_URL)")
+    simulate.add_argument("--var", default=_env("VAR_DIR", "var"), help="work directory (serial lines)")
+    modes = simulate.add_subparsers(dest="mode", metavar="MODE")
+    bf = modes.add_parser(
+        "backfill",
+        help="write simulated history straight into InfluxDB, with its ground truth",
+        description="Simulate --start..--end (local dates, end excluded) and write every reading "
+        "into InfluxDB through the store, as fast as the server accepts it.",
+    )
+    _simulation_options(bf)
+    bf.add_argument("--start", required=True, help="first local date, YYYY-MM-DD")
+    bf.add_argument("--end", required=True, help="local date after the last one, YYYY-MM-DD")
+    bf.add_argument("--step", default="1m", help="reading interval: 30s, 1m, 15m, 1h (default 1m)")
+    bf.add_argument("--truth", default=None, help="write the ground truth to this JSON file")
+    bf.add_argument("--influx-url", default=None, help="InfluxDB URL (default JIESHUI_INFLUX_URL)")
+    bf.add_argument("--influx-database", default=None, help="database (default JIESHUI_INFLUX_DATABASE)")
+    simulate.set_defaults(func=_cmd_simulate, mode=None)
     return parser
+
+
+def _simulation_options(parser: argparse.ArgumentParser) -> None:
+    site = _env("SITE")
+    parser.add_argument("--site", required=site is None, default=site, help="inventory YAML file")
+    parser.add_argument("--seed", type=int, default=int(_env("SEED", "1") or 1), help="random seed")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        metavar="COMMUNITY/DEVICE:KIND[:k=v,...]",
+        help="inject a fault (repeatable), e.g. xinjing-6/rw-controller:stuck:quantity=level_pct",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -418,9 +418,13 @@ def _check_community(
                             f"profile {profile.ref} has no quantity {quantity!r}",
                         )
                     )
-                elif isinstance(fault, VALUE_FAULTS) and fault.kind != "stuck" and quantity is not None:
-                    if fault.kind != "spike" and not profile.quantity[quantity].totalizer:
-                        problems.append(((*vp, "faults", ki, "quantity"), f"{quantity!r} is not a totalizer"))
+                elif (
+                    isinstance(fault, VALUE_FAULTS)
+                    and fault.kind not in ("stuck", "spike")
+                    and quantity is not None
+                    and not profile.quantity[quantity].totalizer
+                ):
+                    problems.append(((*vp, "faults", ki, "quantity"), f"{quantity!r} is not a totalizer"))
             if profile.kind not in FACILITY_DEVICE_KINDS[facility.kind]:
                 allowed = ", ".join(sorted(FACILITY_DEVICE_KINDS[facility.kind]))
                 problems.append(

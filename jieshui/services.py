@@ -301,10 +301,11 @@ class SerialPtyPair(_Server):
     debian_package = "socat"
     uses_port = False
 
-    def __init__(self, data_dir: Path, label: str = "serial") -> None:
+    def __init__(self, data_dir: Path, label: str = "serial", client_port: str | None = None) -> None:
         super().__init__(data_dir)
-        self.server_port = str(self.data_dir / f"{label}-server")
-        self.client_port = str(self.data_dir / f"{label}-client")
+        # The client's end may be a path the inventory names (`serial_port`); the server's is beside it.
+        self.client_port = client_port or str(self.data_dir / f"{label}-client")
+        self.server_port = f"{client_port}.sim" if client_port else str(self.data_dir / f"{label}-server")
         self.log_path = self.data_dir / f"socat-{label}.log"
 
     @property

@@ -273,6 +273,6 @@ def car_washes(
     offsets = np.sort(rng.uniform(8 * 3600, 18 * 3600, n))
     vehicle = rng.choice(len(VEHICLE_CLASSES), size=n, p=VEHICLE_MIX)
     sigma = 0.15
-    fresh = litres_by_class[vehicle] * rng.lognormal(-sigma**2 / 2, sigma, n)
+    fresh = litres_by_class[vehicle] * rng.lognormal(-(sigma**2) / 2, sigma, n)
     recycled = fresh * recycled_share / (1 - recycled_share)
     return WashEvents(offsets, vehicle.astype(np.int64), fresh, recycled)

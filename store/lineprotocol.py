@@ -18,8 +18,12 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from jieshui.errors import JieshuiError
 
@@ -133,3 +137,47 @@ def encode_point(
 def encode_batch(points: Iterable[Point]) -> bytes:
     """Encode points as a newline-separated UTF-8 body for one write request."""
     return "\n".join(p.to_line() for p in points).encode()
+
+
+def encode_columns(
+    key: str,
+    columns: Mapping[str, Sequence[FieldValue] | npt.NDArray[Any]],
+    time_ns: Sequence[int] | npt.NDArray[np.int64],
+) -> list[str]:
+    """Encode many points of one series at once from equally long columns of values.
+
+    The fast path of the backfill and the collector's batch writer: each column's type is worked out
+    and checked once (floats finite, strings escaped, booleans spelt), then every row is one
+    %-format of a template, several times faster than encoding point by point.
+    """
+    names = sorted(columns)
+    parts: list[str] = []
+    prepared: list[list[object]] = []
+    for name in names:
+        col = columns[name]
+        values: list[object] = col.tolist() if hasattr(col, "tolist") else list(col)
+        if len(values) != len(time_ns):
+            raise LineProtocolError(f"field {name!r} has {len(values)} values for {len(time_ns)} times")
+        prefix = _field_key(name) + "="
+        kinds = {v.__class__ for v in values}
+        if kinds <= {float}:
+            bad = next((v for v in values if not math.isfinite(v)), None)  # type: ignore[arg-type]
+            if bad is not None:
+                raise LineProtocolError(f"field {name!r} is {bad}, which InfluxDB cannot store")
+            parts.append(prefix + "%r")
+        elif kinds <= {bool}:
+            values = ["true" if v else "false" for v in values]
+            parts.append(prefix + "%s")
+        elif kinds <= {int}:
+            parts.append(prefix + "%di")
+        elif kinds <= {str}:
+            values = [encode_field(name, v).split("=", 1)[1] for v in values]  # type: ignore[arg-type]
+            parts.append(prefix + "%s")
+        else:
+            raise LineProtocolError(f"field {name!r} mixes types {sorted(k.__name__ for k in kinds)}")
+        prepared.append(values)
+    if not names:
+        raise LineProtocolError(f"series {key!r} has no fields")
+    template = key + " " + ",".join(parts) + " %d"
+    times = time_ns.tolist() if hasattr(time_ns, "tolist") else list(time_ns)
+    return [template % row for row in zip(*prepared, times, strict=True)]

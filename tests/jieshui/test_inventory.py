@@ -280,25 +280,33 @@ BAD_CASES = [
     pytest.param(
         "            rated_flow_m3h: 10\n",
         "",
-        ["23: districts.0.communities.0.facilities.0.rated_flow_m3h: the treatment unit's rated flow is needed"],
+        [
+            "23: districts.0.communities.0.facilities.0.rated_flow_m3h: the treatment unit's rated flow is needed"
+        ],
         id="rated-flow-missing",
     ),
     pytest.param(
         "profile: wx-cw01\n",
         "profile: wx-cw01\n                faults: [{kind: stuck, quantity: level_pct}]\n",
-        ["42: districts.0.communities.0.facilities.1.devices.0.faults.0.quantity: profile wx-cw01@1 has no quantity 'level_pct'"],
+        [
+            "42: districts.0.communities.0.facilities.1.devices.0.faults.0.quantity: profile wx-cw01@1 has no quantity 'level_pct'"
+        ],
         id="fault-on-unknown-quantity",
     ),
     pytest.param(
         "profile: wx-cw01\n",
         "profile: wx-cw01\n                faults: [{kind: reset, quantity: wash_l}]\n",
-        ["42: districts.0.communities.0.facilities.1.devices.0.faults.0.quantity: 'wash_l' is not a totalizer"],
+        [
+            "42: districts.0.communities.0.facilities.1.devices.0.faults.0.quantity: 'wash_l' is not a totalizer"
+        ],
         id="reset-fault-on-non-totalizer",
     ),
     pytest.param(
         "profile: wx-cw01\n",
         "profile: wx-cw01\n                faults: [{kind: melt}]\n",
-        ["42: districts.0.communities.0.facilities.1.devices.0.faults.0: kind 'melt' is not one of 'dropout', 'stuck', 'spike', 'reset', 'rollover', 'tamper', 'clock_skew', 'slow', 'exception', 'malformed', 'duplicate', 'out_of_order'"],
+        [
+            "42: districts.0.communities.0.facilities.1.devices.0.faults.0: kind 'melt' is not one of 'dropout', 'stuck', 'spike', 'reset', 'rollover', 'tamper', 'clock_skew', 'slow', 'exception', 'malformed', 'duplicate', 'out_of_order'"
+        ],
         id="unknown-fault-kind",
     ),
 ]
