@@ -69,6 +69,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from jieshui.errors import JieshuiError as _Err
     from simulators.runner import with_faults
 
+    if not args.site:
+        print("jieshui simulate: --site (or JIESHUI_SITE) is required", file=sys.stderr)
+        return EXIT_INVALID
     site = _load_site_or_exit(args.site)
     try:
         site = with_faults(site, _faults(args))
@@ -121,10 +124,10 @@ def _simulate_live(args: argparse.Namespace, site: Any) -> int:
 
     broker = parse_mqtt_url(args.mqtt_url or Settings().mqtt_url)
     start_ns = None
-    if args.start:
+    if args.sim_start:
         import datetime as dt
 
-        start_ns = int(dt.datetime.fromisoformat(args.start).timestamp() * 1e9)
+        start_ns = int(dt.datetime.fromisoformat(args.sim_start).timestamp() * 1e9)
 
     def _stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -152,6 +155,29 @@ def _simulate_live(args: argparse.Namespace, site: Any) -> int:
         print("stopping simulators", flush=True)
     finally:
         sim.stop()
+    return 0
+
+
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    from devices.docs import render
+    from devices.profile import load_profiles
+
+    if args.action == "list":
+        for key, profile in sorted(load_profiles().items()):
+            if "@" in key:
+                faces = "+".join(x for x, on in (("modbus", profile.modbus), ("mqtt", profile.mqtt)) if on)
+                print(f"{profile.ref}\t{profile.kind}\t{faces}\t{profile.vendor} {profile.model}")
+        return 0
+    out = Path(args.out)
+    text = render()
+    if args.check:
+        if not out.exists() or out.read_text(encoding="utf-8") != text:
+            print(f"{out} is stale: run `jieshui profiles docs` and commit it", file=sys.stderr)
+            return 1
+        print(f"{out} is up to date")
+        return 0
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out}")
     return 0
 
 
@@ -192,6 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_cmd_demo)
 
+    profiles = sub.add_parser(
+        "profiles",
+        help="list the device profiles, or generate docs/devices.md from them",
+        description="`list` prints every profile; `docs` writes docs/devices.md (`--check`: fail if stale).",
+    )
+    profiles.add_argument("action", choices=["list", "docs"])
+    profiles.add_argument("--out", default="docs/devices.md", help="where `docs` writes")
+    profiles.add_argument("--check", action="store_true", help="only check the file is up to date")
+    profiles.set_defaults(func=_cmd_profiles)
+
     simulate = sub.add_parser(
         "simulate",
         help="run a site's simulated devices live (Modbus and MQTT), or backfill history",
@@ -201,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     _simulation_options(simulate)
     simulate.add_argument("--speed", type=float, default=float(_env("SPEED", "1") or 1),
                           help="simulated seconds per second (3600: an hour a second)")  # fmt: skip
-    simulate.add_argument("--start", default=None, help="simulated start time, ISO (default: now)")
+    simulate.add_argument(
+        "--start", dest="sim_start", default=None, help="simulated start time, ISO (default: now)"
+    )
     simulate.add_argument("--mqtt-url", default=None, help="broker URL (default JIESHUI_MQTT_URL)")
     simulate.add_argument("--var", default=_env("VAR_DIR", "var"), help="work directory (serial lines)")
     modes = simulate.add_subparsers(dest="mode", metavar="MODE")
@@ -211,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate --start..--end (local dates, end excluded) and write every reading "
         "into InfluxDB through the store, as fast as the server accepts it.",
     )
-    _simulation_options(bf)
+    _simulation_options(bf, nested=True)
     bf.add_argument("--start", required=True, help="first local date, YYYY-MM-DD")
     bf.add_argument("--end", required=True, help="local date after the last one, YYYY-MM-DD")
     bf.add_argument("--step", default="1m", help="reading interval: 30s, 1m, 15m, 1h (default 1m)")
@@ -222,14 +260,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _simulation_options(parser: argparse.ArgumentParser) -> None:
+def _simulation_options(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    # Given to `simulate` or to `simulate backfill` alike; the nested parser must not overwrite what
+    # the outer one read with its own defaults, hence SUPPRESS there.
     site = _env("SITE")
-    parser.add_argument("--site", required=site is None, default=site, help="inventory YAML file")
-    parser.add_argument("--seed", type=int, default=int(_env("SEED", "1") or 1), help="random seed")
+    seed = int(_env("SEED", "1") or 1)
+    parser.add_argument("--site", default=argparse.SUPPRESS if nested else site, help="inventory YAML file")
+    parser.add_argument("--seed", type=int, default=argparse.SUPPRESS if nested else seed, help="random seed")
     parser.add_argument(
         "--fault",
         action="append",
         metavar="COMMUNITY/DEVICE:KIND[:k=v,...]",
+        default=argparse.SUPPRESS if nested else None,
         help="inject a fault (repeatable), e.g. xinjing-6/rw-controller:stuck:quantity=level_pct",
     )
 

@@ -76,8 +76,12 @@ def payload_for(
 MALFORMED_VARIANTS = ("truncated", "wrong_type", "missing_key", "not_json", "out_of_range")
 
 
-def corrupt(payload: dict[str, object], variant: str, rng: random.Random) -> bytes:
-    """Turn a good payload into a bad one of the given kind (what the collector must dead-letter)."""
+def corrupt(payload: dict[str, object], variant: str, rng: random.Random, required: set[str]) -> bytes:
+    """Turn a good payload into a bad one of the given kind (what the collector must dead-letter).
+
+    `required` are the keys the schema requires: a dropped key is one of them, so the result is
+    always invalid, never merely shorter.
+    """
     if variant == "any":
         variant = rng.choice(MALFORMED_VARIANTS)
     text = json.dumps(payload)
@@ -91,7 +95,7 @@ def corrupt(payload: dict[str, object], variant: str, rng: random.Random) -> byt
         key = rng.choice(keys)
         bad[key] = "oops" if not isinstance(bad[key], str) else 12345
     elif variant == "missing_key":
-        del bad[rng.choice(keys)]
+        del bad[rng.choice(sorted(required & set(bad)))]
     elif variant == "out_of_range":
         numeric = [k for k in keys if isinstance(bad[k], int | float) and not isinstance(bad[k], bool)]
         bad[rng.choice(numeric)] = -1e12
@@ -114,6 +118,13 @@ class MqttDevice:
     next_status_ns: int = 0
     held: bytes | None = None  # a message held back to be sent out of order
     published: list[bytes] = field(default_factory=list)  # every payload sent, for tests
+
+    @property
+    def required_keys(self) -> set[str]:
+        """The payload keys the profile's schema requires."""
+        assert self.profile.mqtt is not None  # noqa: S101
+        keys = {f.key for f in self.profile.mqtt.fields if f.required}
+        return keys | ({self.profile.mqtt.timestamp_key} if self.profile.mqtt.timestamp_key else set())
 
     @property
     def topic(self) -> str:
@@ -218,7 +229,7 @@ class MqttFace:
         body = json.dumps(payload).encode()
         for f in active:
             if isinstance(f, Malformed) and d.rng.random() < f.probability:
-                body = corrupt(payload, f.variant, d.rng)
+                body = corrupt(payload, f.variant, d.rng, d.required_keys)
         copies = 1 + sum(1 for f in active if isinstance(f, Duplicate) and d.rng.random() < f.probability)
         out_of_order = next((f for f in active if isinstance(f, OutOfOrder)), None)
         if out_of_order is not None and d.held is None and d.rng.random() < out_of_order.probability:

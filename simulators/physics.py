@@ -276,3 +276,13 @@ def car_washes(
     fresh = litres_by_class[vehicle] * rng.lognormal(-(sigma**2) / 2, sigma, n)
     recycled = fresh * recycled_share / (1 - recycled_share)
     return WashEvents(offsets, vehicle.astype(np.int64), fresh, recycled)
+
+
+#: What a simulated year of a well-formed site must show (tests check the backfill against these):
+#: reuse is at most GB 50555-2010's usable share of runoff (0.6-0.7) and, for the tank sizes of the
+#: examples, no less than a fifth of it; micro-water washing 1-1.5 L per car (the notice); river
+#: water near the notice's 480 m3/year for a 12 m3/h pump; households 120-180 L/person/day.
+REUSE_SHARE_OF_RUNOFF = (0.2, 0.7)
+MICRO_WASH_L_PER_CAR = (1.0, 1.5)
+RIVER_WATER_M3_PER_YEAR = (380.0, 580.0)
+HOUSEHOLD_LPCD = (120.0, 180.0)

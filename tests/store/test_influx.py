@@ -60,7 +60,7 @@ def test_tags_and_string_fields_round_trip_exactly(influx: InfluxStore, text: st
 def test_quoting_helpers_survive_a_real_query(influx: InfluxStore) -> None:
     influx.write([Point('we"ird', {"c": "it's"}, {"v": 2.5}, 10**18)])
     measurement, value = quote_ident('we"ird'), quote_literal("it's")
-    series = influx.query(f"SELECT v FROM {measurement} WHERE c = {value}")  # noqa: S608 (InfluxQL, quoted)
+    series = influx.query(f"SELECT v FROM {measurement} WHERE c = {value}")
     assert series[0].values("v").tolist() == [2.5]
 
 
