@@ -155,6 +155,11 @@ def _simulate_live(args: argparse.Namespace, site: Any) -> int:
         print("stopping simulators", flush=True)
     finally:
         sim.stop()
+        if args.truth:
+            import json
+
+            Path(args.truth).write_text(json.dumps(sim.world.truth(), indent=1), encoding="utf-8")
+            print(f"truth of the run in {args.truth}", flush=True)
     return 0
 
 
@@ -242,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--mqtt-url", default=None, help="broker URL (default JIESHUI_MQTT_URL)")
     simulate.add_argument("--var", default=_env("VAR_DIR", "var"), help="work directory (serial lines)")
+    simulate.add_argument("--truth", default=None, help="on exit, write what really flowed to this JSON file")
     modes = simulate.add_subparsers(dest="mode", metavar="MODE")
     bf = modes.add_parser(
         "backfill",

@@ -59,6 +59,8 @@ class LiveWorld:
         self.step_s = step_s
         self._lock = threading.Lock()
         self._days: dict[dt.date, dict[tuple[str, str], DeviceDay]] = {}
+        # true volumes since the start of the run, of days no longer kept
+        self._past_truth: dict[tuple[str, str], dict[str, float]] = {}
         start_local = dt.datetime.fromtimestamp(clock.start_ns / NS, tz=SHANGHAI).date()
         self._next = start_local
 
@@ -69,7 +71,10 @@ class LiveWorld:
                 self._days[self._next] = {(d.community, d.device): d for d in days}
                 # Keep two days: a reader may still be finishing yesterday.
                 for old in [k for k in self._days if k < self._next - dt.timedelta(days=1)]:
-                    del self._days[old]
+                    for key, day in self._days.pop(old).items():
+                        past = self._past_truth.setdefault(key, {})
+                        for name, flow in _true_within(day, self.clock.start_ns, None).items():
+                            past[name] = past.get(name, 0.0) + flow
                 self._next += dt.timedelta(days=1)
             found = self._days.get(date)
         if found is None:
@@ -106,6 +111,29 @@ class LiveWorld:
             out[q.name] = bool(value) if q.type == "bool" else float(value)
         return out
 
+    def truth(self, until_ns: int | None = None) -> dict[str, object]:
+        """What really flowed through each device from the run's start to `until_ns` (default now):
+        the ground truth of a live run, in the shape of the backfill's truth file."""
+        stop = self.clock.now_ns() if until_ns is None else until_ns
+        self._day(dt.datetime.fromtimestamp(stop / NS, tz=SHANGHAI).date())
+        with self._lock:
+            devices: dict[str, object] = {}
+            keys = {k for day in self._days.values() for k in day} | set(self._past_truth)
+            for key in sorted(keys):
+                totals = dict(self._past_truth.get(key, {}))
+                for day in (d[key] for d in self._days.values() if key in d):
+                    for name, flow in _true_within(day, self.clock.start_ns, stop).items():
+                        totals[name] = totals.get(name, 0.0) + flow
+                devices[f"{key[0]}/{key[1]}"] = {"totals": totals}
+        return {
+            "schema": "jieshui.truth/1",
+            "mode": "live",
+            "start_ns": self.clock.start_ns,
+            "stop_ns": stop,
+            "speed": self.clock.speed,
+            "devices": devices,
+        }
+
     def washes(self, community: str, device: str, after_ns: int, until_ns: int) -> list[WashEvent]:
         """Car washes with after_ns < time <= until_ns, in order."""
         events: list[WashEvent] = []
@@ -134,3 +162,11 @@ class LiveWorld:
             if next_midnight > until_ns:
                 return events
             t = next_midnight
+
+
+def _true_within(day: DeviceDay, start_ns: int, stop_ns: int | None) -> dict[str, float]:
+    """True volume per totalizer of readings stamped in (start_ns, stop_ns]."""
+    mask = day.time_ns > start_ns
+    if stop_ns is not None:
+        mask &= day.time_ns <= stop_ns
+    return {name: float(steps[mask].sum()) for name, steps in day.true_steps.items()}

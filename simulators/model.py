@@ -97,6 +97,8 @@ class DeviceDay:
     values: dict[str, npt.NDArray[np.generic]]
     truth: dict[str, float]
     present: npt.NDArray[np.bool_]
+    # true volume (count, mm) of each totalizer per reading: what flowed up to that reading's time
+    true_steps: dict[str, F] = field(default_factory=dict)
 
 
 @dataclass
@@ -293,9 +295,11 @@ class CommunityModel:
         meter = self.meters[device.id]
         values: dict[str, npt.NDArray[np.generic]] = {}
         truth: dict[str, float] = {}
+        true_steps: dict[str, F] = {}
         for q in profile.quantities:
             per_step = flow[q.name]
             if q.totalizer:
+                true_steps[q.name] = per_step
                 key = (device.id, q.name)
                 before = self.cumulative.get(key, 0.0)
                 true_cum = before + np.cumsum(per_step)
@@ -315,7 +319,7 @@ class CommunityModel:
             truth["storage_m3_end"] = float(flow["_storage_m3"][-1])
         present = np.ones(len(time_ns), dtype=bool)
         self._apply_value_faults(device, profile, time_ns, values, meter)
-        return DeviceDay(self.community.id, device.id, profile, time_ns, values, truth, present)
+        return DeviceDay(self.community.id, device.id, profile, time_ns, values, truth, present, true_steps)
 
     def _wash_day(self, device: Device, profile: Profile, midnight: int, ev: physics.WashEvents) -> DeviceDay:
         meter = self.meters[device.id]
@@ -353,9 +357,13 @@ class CommunityModel:
             truth[f"fresh_l_{name}"] = float(ev.fresh_l[mask].sum())
         time_ns = midnight + (ev.offset_s * NS).astype(np.int64)
         self._apply_value_faults(device, profile, time_ns, values, meter)
-        return DeviceDay(
-            self.community.id, device.id, profile, time_ns, values, truth, np.ones(n, dtype=bool)
-        )
+        true_steps = {
+            "wash_count": np.ones(n),
+            "fresh_m3": ev.fresh_l / 1000,
+            "recycled_m3": ev.recycled_l / 1000,
+        }
+        present = np.ones(n, dtype=bool)
+        return DeviceDay(self.community.id, device.id, profile, time_ns, values, truth, present, true_steps)
 
     def _apply_value_faults(
         self, device: Device, profile: Profile, time_ns: npt.NDArray[np.int64],
