@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from devices.payload import payload_model
+from jieshui.inventory import Site
 from jieshui.services import MosquittoServer
 from jieshui.settings import parse_mqtt_url
 from simulators.model import SHANGHAI
@@ -31,16 +32,21 @@ def _subscribe(broker: MosquittoServer, topic: str, count: int, wait_s: int = 20
     return result.stdout.splitlines()  # bytes: a corrupted payload need not be UTF-8
 
 
+def _telemetry_of_a_morning(site: Site, broker: MosquittoServer, count: int, tmp_path: Path) -> list[bytes]:
+    """Run the site at 3600x from 09:00 and collect `count` car-wash messages."""
+    sim = start_live(
+        site, speed=3600, seed=5, broker=parse_mqtt_url(broker.url), work_dir=tmp_path, start_ns=MORNING
+    )
+    try:
+        return _subscribe(broker, f"{TOPIC}/telemetry", count)
+    finally:
+        sim.stop()
+
+
 def test_payloads_validate_against_the_profile_schema(
     tmp_path: Path, mosquitto_server: MosquittoServer
 ) -> None:
-    site = make_site(tmp_path, "tcp")
-    sim = start_live(site, speed=3600, seed=5, broker=parse_mqtt_url(mosquitto_server.url),
-                     work_dir=tmp_path, start_ns=MORNING)  # fmt: skip
-    try:
-        messages = _subscribe(mosquitto_server, f"{TOPIC}/telemetry", 12)
-    finally:
-        sim.stop()
+    messages = _telemetry_of_a_morning(make_site(tmp_path, "tcp"), mosquitto_server, 12, tmp_path)
     assert len(messages) == 12
     model = payload_model("wx-cw01@1")
     payloads = [model.model_validate_json(m) for m in messages]
@@ -74,12 +80,7 @@ def test_malformed_fault_publishes_payloads_the_schema_refuses(
     tmp_path: Path, mosquitto_server: MosquittoServer
 ) -> None:
     site = make_site(tmp_path, "tcp", faults={"car-wash-1": [{"kind": "malformed", "probability": 1.0}]})
-    sim = start_live(site, speed=3600, seed=5, broker=parse_mqtt_url(mosquitto_server.url),
-                     work_dir=tmp_path, start_ns=MORNING)  # fmt: skip
-    try:
-        messages = _subscribe(mosquitto_server, f"{TOPIC}/telemetry", 8)
-    finally:
-        sim.stop()
+    messages = _telemetry_of_a_morning(site, mosquitto_server, 8, tmp_path)
     assert len(messages) == 8
     model = payload_model("wx-cw01@1")
     for message in messages:
