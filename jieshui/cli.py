@@ -186,6 +186,67 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_collect(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from collector.service import Collector, CollectorConfig
+    from jieshui.logs import configure_logging
+    from jieshui.settings import Settings, parse_mqtt_url
+    from store.influx import InfluxConfig
+
+    settings = Settings()
+    configure_logging(settings.log_level, args.log_json or settings.log_json)
+    site = _load_site_or_exit(args.site)
+    known = {c.id for _, c in site.communities()}
+    unknown = [c for c in args.only or [] if c not in known]
+    if unknown:
+        print(
+            f"jieshui collect: --only names communities not in {args.site}: {', '.join(unknown)}",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    collector_id = args.collector_id or settings.collector_id
+    try:
+        config = CollectorConfig(
+            collector_id=collector_id,
+            buffer_path=Path(args.buffer or settings.buffer_path or f"var/collector/{collector_id}.sqlite3"),
+            buffer_max_lines=settings.buffer_max_lines,
+            buffer_sync=settings.buffer_sync,
+            health_port=args.health_port if args.health_port is not None else settings.health_port,
+            only=tuple(args.only or ()),
+            mqtt_share_group=args.share_group or settings.mqtt_share_group,
+            mqtt_session_expiry_s=settings.mqtt_session_expiry_s,
+            poll_interval_s=args.poll_interval or settings.poll_interval_s,
+            modbus_timeout_s=settings.modbus_timeout_s,
+            flush_interval_s=settings.flush_interval_s,
+        )
+        broker = parse_mqtt_url(args.mqtt_url or settings.mqtt_url)
+    except ValueError as exc:
+        print(f"jieshui collect: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    influx = InfluxConfig.from_settings(settings)
+    if args.influx_url:
+        influx = influx.model_copy(update={"url": args.influx_url})
+    if args.influx_database:
+        influx = influx.model_copy(update={"database": args.influx_database})
+    collector = Collector(site, config, influx, broker)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, collector.stop)
+        ready = asyncio.Event()
+        task = asyncio.create_task(collector.run(ready))
+        await ready.wait()
+        print(f"collector {collector_id} running; health on http://{config.health_host}:{collector.health_port}/healthz",
+              flush=True)  # fmt: skip
+        await task
+
+    asyncio.run(main())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `jieshui` command."""
     parser = argparse.ArgumentParser(
@@ -222,6 +283,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--mqtt-port", type=int, default=_env("DEMO_MQTT_PORT"), help="mosquitto port (default: a free one)"
     )
     demo.set_defaults(func=_cmd_demo)
+
+    collect = sub.add_parser(
+        "collect",
+        help="run the collector: Modbus and MQTT meters into InfluxDB, every reading exactly once",
+        description="Poll every Modbus device and subscribe to every MQTT device of the inventory, "
+        "buffer durably, write to InfluxDB. Configuration: flags, else JIESHUI_* variables "
+        "(docs/operations.md).",
+    )
+    collect.add_argument(
+        "--site", required=_env("SITE") is None, default=_env("SITE"), help="inventory YAML file"
+    )
+    collect.add_argument(
+        "--only", action="append", metavar="COMMUNITY", help="collect only these communities"
+    )
+    collect.add_argument(
+        "--collector-id", default=None, help="this collector's id (default JIESHUI_COLLECTOR_ID)"
+    )
+    collect.add_argument("--buffer", default=None, help="buffer file (default var/collector/<id>.sqlite3)")
+    collect.add_argument("--health-port", type=int, default=None, help="/healthz and /metrics port (0: free)")
+    collect.add_argument("--mqtt-url", default=None, help="broker URL (default JIESHUI_MQTT_URL)")
+    collect.add_argument("--share-group", default=None, help="MQTT v5 shared subscription group")
+    collect.add_argument(
+        "--poll-interval", type=float, default=None, help="override every device's interval (s)"
+    )
+    collect.add_argument("--influx-url", default=None, help="InfluxDB URL (default JIESHUI_INFLUX_URL)")
+    collect.add_argument("--influx-database", default=None, help="database (default JIESHUI_INFLUX_DATABASE)")
+    collect.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    collect.set_defaults(func=_cmd_collect)
 
     profiles = sub.add_parser(
         "profiles",

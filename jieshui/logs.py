@@ -36,3 +36,7 @@ def configure_logging(level: str = "INFO", as_json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Every HTTP request at INFO would bury what matters; pymodbus logs each retry at WARNING and
+    # the collector reports the same faults once, with the device named.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("pymodbus").setLevel(logging.ERROR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
@@ -30,6 +31,17 @@ class Settings(BaseSettings):
     db_url: str = "sqlite:///var/jieshui.sqlite3"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
+    # collector
+    collector_id: str = Field(default_factory=lambda: socket.gethostname().split(".")[0] or "collector")
+    buffer_path: str | None = None  # default var/collector/<collector_id>.sqlite3
+    buffer_max_lines: int = Field(default=5_000_000, gt=0)
+    buffer_sync: Literal["FULL", "NORMAL"] = "FULL"
+    health_port: int = Field(default=9108, ge=0, le=65535)
+    mqtt_share_group: str | None = None
+    mqtt_session_expiry_s: int = Field(default=7 * 86400, ge=0)
+    poll_interval_s: float | None = Field(default=None, gt=0)
+    modbus_timeout_s: float = Field(default=2.0, gt=0)
+    flush_interval_s: float = Field(default=1.0, gt=0)
 
 
 class MqttEndpoint(BaseModel):

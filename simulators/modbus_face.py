@@ -34,12 +34,13 @@ READ_TABLES = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
 SILENCE_S = 30.0
 
 
-def _runs(addresses: Sequence[int]) -> list[tuple[int, int]]:
-    """Contiguous (start, count) runs of sorted addresses."""
+def _runs(addresses: Sequence[int], max_gap: int = 0) -> list[tuple[int, int]]:
+    """(start, count) runs of sorted addresses, bridging gaps of up to `max_gap` unused addresses
+    (a device whose profile lets a request span its gaps serves them, as zeros)."""
     runs: list[tuple[int, int]] = []
     for a in sorted(set(addresses)):
-        if runs and runs[-1][0] + runs[-1][1] == a:
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        if runs and a - (runs[-1][0] + runs[-1][1]) <= max_gap:
+            runs[-1] = (runs[-1][0], a - runs[-1][0] + 1)
         else:
             runs.append((a, 1))
     return runs
@@ -56,7 +57,7 @@ def simdata_for(profile: Profile) -> tuple[list[SimData], list[SimData], list[Si
         words = sorted({a // 16 for a in used.get(table, [])}) or [4095]  # an unused, unreachable word
         blocks.append([SimData(w, values=[False] * 16, datatype=DataType.BITS) for w in words])
     for table in ("holding", "input"):
-        runs = _runs(used.get(table, [])) or [(65535, 1)]
+        runs = _runs(used.get(table, []), profile.modbus.max_gap) or [(65535, 1)]
         blocks.append([SimData(a, count=n, values=0, datatype=DataType.REGISTERS) for a, n in runs])
     return blocks[0], blocks[1], blocks[2], blocks[3]
 

@@ -1,0 +1,402 @@
+"""The collector's pipeline: pure functions from what a device sent to the points InfluxDB stores.
+
+No I/O here. Modbus register blocks and MQTT payloads come in; out come either a `Reading` (decoded,
+in the profile's units, validated, with consumption deltas from its totalizers) or a `DeadLetter`
+naming the device, the reason and the raw input. The state these functions need between readings
+(last totalizer values, message ids already seen) is a plain value passed in and returned, so the
+durable buffer can store it in the same transaction as the points it produced: a crash can then
+never count a volume twice or lose it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from devices.payload import payload_model, payload_to_quantities
+from devices.profile import Profile
+from devices.registers import codecs_for
+from store.lineprotocol import FieldValue, Point
+
+NS = 10**9
+#: Raw input kept in a dead letter (characters); enough to see what was wrong, never a whole flood.
+RAW_LIMIT = 512
+
+
+@dataclass(frozen=True)
+class DeviceRef:
+    """A device as the collector knows it: its place in the inventory and its profile."""
+
+    district: str
+    community: str
+    device: str
+    profile: Profile
+    collector: str
+
+    @property
+    def key(self) -> str:
+        """`community/device`, unique in a site."""
+        return f"{self.community}/{self.device}"
+
+    def tags(self) -> dict[str, str]:
+        """The tags of every point of this device (docs/schema.md)."""
+        kind = str(self.profile.kind)
+        return {
+            "district": self.district,
+            "community": self.community,
+            "device": self.device,
+            "kind": kind,
+            "collector": self.collector,
+            "profile": self.profile.ref,
+        }
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on timestamps: device clocks and delivery delays the pipeline accepts."""
+
+    max_future_s: float = 120.0  # a device clock further ahead is skewed: its reading is re-stamped
+    max_past_s: float = 7 * 86400.0  # older readings (a very late delivery) are dead-lettered
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An input the pipeline refused: who sent it, why, and what it was."""
+
+    device: DeviceRef | None
+    time_ns: int
+    reason: str  # a short code: json, schema, range, not_finite, too_old, decode, modbus_exception, ...
+    message: str
+    raw: str
+    topic: str = ""
+
+    def point(self, collector: str) -> Point:
+        """The `dead_letter` point recording this refusal."""
+        tags = {"collector": collector, "reason": self.reason}
+        if self.device is not None:
+            tags.update(
+                district=self.device.district, community=self.device.community, device=self.device.device
+            )
+        fields: dict[str, FieldValue] = {"message": self.message[:1000], "raw": self.raw[:RAW_LIMIT]}
+        if self.topic:
+            fields["topic"] = self.topic[:256]
+        return Point("dead_letter", tags, fields, self.time_ns)
+
+
+@dataclass
+class DeviceState:
+    """What the pipeline remembers of a device: last totalizer values and the ids of recent messages."""
+
+    last: dict[str, float] = field(default_factory=dict)  # quantity -> last accepted cumulative value
+    last_time_ns: int = 0
+    seen: list[str] = field(default_factory=list)  # recent message ids, oldest first
+    resets: int = 0
+
+    def to_json(self) -> str:
+        """Serialised for the buffer's state table."""
+        return json.dumps(
+            {"last": self.last, "t": self.last_time_ns, "seen": self.seen, "resets": self.resets}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> DeviceState:
+        """The inverse of `to_json`."""
+        raw = json.loads(text)
+        return cls(dict(raw["last"]), int(raw["t"]), list(raw["seen"]), int(raw.get("resets", 0)))
+
+
+#: How many message ids per device are remembered for de-duplication.
+SEEN_WINDOW = 2048
+
+
+@dataclass(frozen=True)
+class MeterEvent:
+    """Something that happened to a totalizer: a rollover, or a reset (meter replaced or cleared)."""
+
+    quantity: str
+    kind: str  # "rollover" | "reset"
+    previous: float
+    current: float
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A decoded, validated reading and the points it becomes."""
+
+    device: DeviceRef
+    time_ns: int
+    values: dict[str, FieldValue]
+    deltas: dict[str, float]
+    raw_sha256: str
+    events: tuple[MeterEvent, ...] = ()
+    clock_skew_s: float | None = None
+    late: bool = False
+
+    def points(self) -> list[Point]:
+        """The device's point (values, consumption deltas, provenance), plus one per meter event."""
+        fields: dict[str, FieldValue] = dict(self.values)
+        for quantity, delta in self.deltas.items():
+            fields[delta_field(quantity)] = delta
+        fields["raw_sha256"] = self.raw_sha256
+        if self.clock_skew_s is not None:
+            fields["clock_skew_s"] = self.clock_skew_s
+        if self.late:
+            fields["late"] = True
+        tags = self.device.tags()
+        out = [Point(str(self.device.profile.kind), tags, fields, self.time_ns)]
+        for event in self.events:
+            out.append(
+                Point(
+                    "meter_event",
+                    {**tags, "quantity": event.quantity, "event": event.kind},
+                    {"previous": event.previous, "current": event.current},
+                    self.time_ns,
+                )
+            )
+        return out
+
+
+def delta_field(quantity: str) -> str:
+    """The field holding a totalizer's consumption since the previous reading: `supply_m3` ->
+    `supply_delta_m3` (the unit stays last)."""
+    base, _, unit = quantity.rpartition("_")
+    return f"{base}_delta_{unit}" if base else f"{quantity}_delta"
+
+
+class RejectedInput(Exception):
+    """Raised inside the pipeline for input it refuses; becomes a DeadLetter."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+def raw_registers(blocks: Mapping[str, Mapping[int, int]]) -> str:
+    """A stable text form of polled registers, for hashing and dead letters."""
+    return ";".join(
+        f"{table}:" + ",".join(f"{a}={v}" for a, v in sorted(regs.items()))
+        for table, regs in sorted(blocks.items())
+    )
+
+
+def decode_modbus(profile: Profile, blocks: Mapping[str, Mapping[int, int]]) -> dict[str, FieldValue]:
+    """Decode polled register blocks per the profile; every register of the map must be present."""
+    values: dict[str, FieldValue] = {}
+    for codec in codecs_for(profile):
+        reg = codec.register
+        table = blocks.get(reg.table, {})
+        words = [table.get(a) for a in codec.addresses]
+        if any(w is None for w in words):
+            raise RejectedInput(
+                "decode", f"{reg.quantity}: registers {reg.table} {reg.address}+{reg.count} missing"
+            )
+        try:
+            value = codec.decode([int(w) for w in words if w is not None])
+        except ValueError as exc:
+            raise RejectedInput("decode", f"{reg.quantity} at {reg.table} {reg.address}: {exc}") from exc
+        values[reg.quantity] = _typed(profile, reg.quantity, value)
+    return values
+
+
+def _typed(profile: Profile, quantity: str, value: float | bool | int | str) -> FieldValue:
+    kind = profile.quantity[quantity].type
+    if kind == "bool":
+        return bool(value)
+    if kind == "int":
+        return round(float(value))
+    if kind == "string":
+        return str(value)
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A parsed MQTT payload: quantities, the device's own time and message id."""
+
+    values: dict[str, FieldValue]
+    device_time_ns: int | None
+    message_id: str | None
+
+
+def parse_payload(profile: Profile, body: bytes) -> Payload:
+    """Parse and validate a JSON payload against the profile's schema."""
+    if profile.mqtt is None:
+        raise RejectedInput("schema", f"profile {profile.ref} has no MQTT payload")
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RejectedInput("json", f"payload is not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise RejectedInput("json", f"payload is a JSON {type(raw).__name__}, not an object")
+    try:
+        model = payload_model(profile.ref).model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
+        raise RejectedInput("schema", problems) from exc
+    schema = profile.mqtt
+    device_time_ns = None
+    if schema.timestamp_key is not None:
+        stamp = raw[schema.timestamp_key]
+        if schema.timestamp_format == "epoch_ms":
+            device_time_ns = int(stamp) * 1_000_000
+        elif schema.timestamp_format == "epoch_s":
+            device_time_ns = int(float(stamp) * NS)
+        else:
+            import datetime as dt
+
+            try:
+                device_time_ns = int(dt.datetime.fromisoformat(str(stamp)).timestamp() * NS)
+            except ValueError as exc:
+                raise RejectedInput("schema", f"{schema.timestamp_key}: {stamp!r} is not ISO 8601") from exc
+    message_id = str(raw[schema.sequence_key]) if schema.sequence_key else None
+    if message_id is None and device_time_ns is not None:
+        message_id = f"t{device_time_ns}"
+    values = {k: _typed(profile, k, v) for k, v in payload_to_quantities(profile, model).items()}
+    return Payload(values, device_time_ns, message_id)
+
+
+def check_values(profile: Profile, values: Mapping[str, FieldValue]) -> None:
+    """Refuse NaN/Inf and values outside each quantity's valid range."""
+    for name, value in values.items():
+        if isinstance(value, bool | str):
+            continue
+        q = profile.quantity[name]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RejectedInput("not_finite", f"{name} is {value}")
+        if q.min is not None and value < q.min:
+            raise RejectedInput("range", f"{name} = {value:g} {q.unit} is below its minimum {q.min:g}")
+        if q.max is not None and value > q.max:
+            raise RejectedInput("range", f"{name} = {value:g} {q.unit} is above its maximum {q.max:g}")
+
+
+def stamp(device_time_ns: int | None, received_ns: int, limits: Limits) -> tuple[int, float | None]:
+    """The time a reading is stored at, and the device clock's skew when it had to be corrected.
+
+    A device time up to `max_future_s` ahead is trusted; further ahead the clock is skewed, so the
+    reading is stored at the receive time and the skew recorded. A time in the past is a delayed
+    delivery (a persistent session replaying after an outage) and is kept, up to `max_past_s`.
+    """
+    if device_time_ns is None:
+        return received_ns, None
+    ahead_s = (device_time_ns - received_ns) / NS
+    if ahead_s > limits.max_future_s:
+        return received_ns, round(ahead_s, 3)
+    if -ahead_s > limits.max_past_s:
+        raise RejectedInput(
+            "too_old", f"device time is {-ahead_s / 86400:.1f} days old (limit {limits.max_past_s / 86400:g})"
+        )
+    return device_time_ns, None
+
+
+def rollovers(profile: Profile) -> dict[str, float]:
+    """Engineering value at which each totalizer register wraps."""
+    out: dict[str, float] = {}
+    for codec in codecs_for(profile):
+        reg = codec.register
+        if codec.rollover is not None and profile.quantity[reg.quantity].totalizer:
+            out[reg.quantity] = codec.rollover * abs(reg.scale) + reg.offset
+    return out
+
+
+#: A drop to below this share of the rollover value, from above (1 - share), is a wrap, not a reset.
+ROLLOVER_BAND = 0.1
+
+
+def totalize(
+    profile: Profile, state: DeviceState, values: Mapping[str, FieldValue], time_ns: int
+) -> tuple[dict[str, float], tuple[MeterEvent, ...], DeviceState, bool]:
+    """Consumption since the previous reading for each totalizer, the meter events, the new state,
+    and whether the reading arrived late (older than one already counted).
+
+    - first reading of a quantity: no delta (nothing to compare with);
+    - growth: the difference;
+    - a drop from near the register maximum to near 0: a rollover, delta = new + (max - old);
+    - any other drop: a reset (meter replaced or cleared), delta = the new reading (a replaced meter
+      starts from 0) and a `reset` event; never a negative or wrapped-around huge consumption;
+    - a late reading (its time is before the last counted one): delta 0, the state is unchanged,
+      since the later reading already counted its water.
+    """
+    wraps = rollovers(profile)
+    if state.last_time_ns and time_ns <= state.last_time_ns:
+        zero = {q.name: 0.0 for q in profile.quantities if q.totalizer and q.name in values}
+        return zero, (), state, True
+    new_last = dict(state.last)
+    deltas: dict[str, float] = {}
+    events: list[MeterEvent] = []
+    for q in profile.quantities:
+        if not q.totalizer or q.name not in values:
+            continue
+        current = float(values[q.name])
+        previous = state.last.get(q.name)
+        new_last[q.name] = current
+        if previous is None:
+            continue
+        if current >= previous:
+            deltas[q.name] = current - previous
+            continue
+        wrap = wraps.get(q.name)
+        if wrap and previous >= wrap * (1 - ROLLOVER_BAND) and current <= wrap * ROLLOVER_BAND:
+            deltas[q.name] = current + (wrap - previous)
+            events.append(MeterEvent(q.name, "rollover", previous, current))
+        else:
+            deltas[q.name] = current
+            events.append(MeterEvent(q.name, "reset", previous, current))
+    resets = state.resets + sum(1 for e in events if e.kind == "reset")
+    return deltas, tuple(events), DeviceState(new_last, time_ns, state.seen, resets), False
+
+
+def remember(state: DeviceState, message_id: str) -> tuple[bool, DeviceState]:
+    """Whether `message_id` was already seen for this device, and the state remembering it."""
+    if message_id in state.seen:
+        return True, state
+    seen = [*state.seen[-(SEEN_WINDOW - 1) :], message_id]
+    return False, DeviceState(state.last, state.last_time_ns, seen, state.resets)
+
+
+def sha256_hex(raw: str | bytes) -> str:
+    """Hex SHA-256 of the raw input a reading came from (provenance)."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    return hashlib.sha256(data).hexdigest()
+
+
+def process_modbus(
+    device: DeviceRef, state: DeviceState, blocks: Mapping[str, Mapping[int, int]], time_ns: int
+) -> tuple[Reading | DeadLetter, DeviceState]:
+    """A Modbus poll through the pipeline."""
+    raw = raw_registers(blocks)
+    try:
+        values = decode_modbus(device.profile, blocks)
+        check_values(device.profile, values)
+    except RejectedInput as exc:
+        return DeadLetter(device, time_ns, exc.reason, str(exc), raw), state
+    deltas, events, new_state, late = totalize(device.profile, state, values, time_ns)
+    return Reading(device, time_ns, values, deltas, sha256_hex(raw), events, late=late), new_state
+
+
+def process_mqtt(
+    device: DeviceRef, state: DeviceState, body: bytes, received_ns: int, limits: Limits, topic: str = ""
+) -> tuple[Reading | DeadLetter | None, DeviceState]:
+    """An MQTT message through the pipeline; None for a duplicate already counted."""
+    raw_text = body[:RAW_LIMIT].decode("utf-8", errors="replace")
+    try:
+        payload = parse_payload(device.profile, body)
+        check_values(device.profile, payload.values)
+        time_ns, skew = stamp(payload.device_time_ns, received_ns, limits)
+    except RejectedInput as exc:
+        return DeadLetter(device, received_ns, exc.reason, str(exc), raw_text, topic), state
+    if payload.message_id is not None:
+        duplicate, state = remember(state, payload.message_id)
+        if duplicate:
+            return None, state
+    if payload.message_id is not None and payload.message_id.isdigit():
+        # Two messages stamped in the same millisecond must not land on one InfluxDB point (the
+        # second would overwrite the first's consumption): the sequence number breaks the tie.
+        time_ns += int(payload.message_id) % 1_000_000
+    deltas, events, new_state, late = totalize(device.profile, state, payload.values, time_ns)
+    reading = Reading(device, time_ns, payload.values, deltas, sha256_hex(body), events, skew, late)
+    return reading, new_state
