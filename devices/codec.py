@@ -118,8 +118,13 @@ def encoder_for(kind: RegisterType, order: str, scaling: Scaling) -> Callable[[f
 
     def encode(value: float | bool) -> list[int]:
         raw_value = (float(value) - offset) / scale
+        if not math.isfinite(raw_value) and not is_float:
+            raise CodecError(f"{value} cannot be encoded as {kind}")
         if is_float:
-            packed = packer.pack(raw_value)
+            try:
+                packed = packer.pack(raw_value)
+            except (OverflowError, struct.error) as exc:
+                raise CodecError(f"{value} is outside the {kind} range") from exc
         else:
             raw = round(raw_value)
             if not low <= raw <= high:

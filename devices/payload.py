@@ -8,14 +8,15 @@ type) are validated but are not quantities.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, create_model
 
 from devices.profile import Profile, find_profile
 
 _TYPES: dict[str, Any] = {
-    "number": StrictFloat | StrictInt,
+    # strict float takes JSON integers too, and refuses booleans, strings, NaN and infinities
+    "number": Annotated[StrictFloat, Field(allow_inf_nan=False)],
     "integer": StrictInt,
     "string": StrictStr,
     "boolean": StrictBool,
@@ -39,7 +40,7 @@ def _build(profile: Profile) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     schema = profile.mqtt
     if schema.timestamp_key is not None:
-        ts_type: Any = StrictStr if schema.timestamp_format == "iso8601" else StrictInt | StrictFloat
+        ts_type: Any = StrictStr if schema.timestamp_format == "iso8601" else _TYPES["number"]
         fields[schema.timestamp_key] = (
             ts_type,
             Field(description=f"device time ({schema.timestamp_format})"),

@@ -147,7 +147,7 @@ class FacilitySimulation(_Model):
     irrigation_hours: list[int] = Field(default=[6, 7], min_length=1)  # local hours the reuse pump serves
     initial_level_pct: float = Field(default=50.0, ge=0, le=100)
     tank_depth_m: float = Field(default=3.0, gt=0, le=10)
-    run_minutes_per_day: float = Field(default=20.0, ge=0, le=1440)  # river pump on an irrigation day
+    run_minutes_per_day: float = Field(default=25.0, ge=0, le=1440)  # river pump on an irrigation day
     washes_per_day: float | None = Field(default=None, ge=0)  # default: parking spaces / 50
     litres_per_wash: dict[str, float] | None = None  # fresh litres by vehicle class (micro-water default)
     recycled_share: float = Field(default=0.3, ge=0, lt=1)
