@@ -117,7 +117,14 @@ class MqttDevice:
     last_sim_ns: int = 0
     next_status_ns: int = 0
     held: bytes | None = None  # a message held back to be sent out of order
-    published: list[bytes] = field(default_factory=list)  # every payload sent, for tests
+    # every payload handed to paho with its message id, and the ids the broker acknowledged (PUBACK)
+    published: list[tuple[int, bytes]] = field(default_factory=list)
+    acked: set[int] = field(default_factory=set)
+
+    @property
+    def acknowledged(self) -> list[bytes]:
+        """Payloads the broker has acknowledged: published, as far as the broker knows."""
+        return [body for mid, body in self.published if mid in self.acked]
 
     @property
     def required_keys(self) -> set[str]:
@@ -162,12 +169,15 @@ class MqttFace:
                     client.tls_set()
                 status = status_topic(district.id, community.id, device.id)
                 client.will_set(status, json.dumps({"online": False}), qos=1, retain=True)
+                client.reconnect_delay_set(min_delay=1, max_delay=2)  # a restarted broker is found soon
+                acked: set[int] = set()
+                client.on_publish = lambda _c, _u, mid, _rc, _p, acked=acked: acked.add(mid)
                 totals = world.initial_totals(community.id, device.id)
                 self.devices.append(
                     MqttDevice(
                         district.id, community.id, device, profile, client,
                         random.Random(f"{seed}/mqtt/{community.id}/{device.id}"),  # noqa: S311
-                        totals, last_sim_ns=now, next_status_ns=now,
+                        totals, last_sim_ns=now, next_status_ns=now, acked=acked,
                     )
                 )  # fmt: skip
 
@@ -192,7 +202,12 @@ class MqttFace:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(5)
+        deadline = time.monotonic() + 5
         for d in self.devices:
+            # Let messages queued during a broker outage go out before leaving (paho resends them
+            # on reconnect); whatever is still unacknowledged at the deadline was never published.
+            while time.monotonic() < deadline and any(mid not in d.acked for mid, _ in d.published):
+                time.sleep(0.05)
             status = status_topic(d.district, d.community, d.device.id)
             info = d.client.publish(status, json.dumps({"online": False}), qos=1, retain=True)
             # Already disconnected: the broker publishes the last will instead.
@@ -242,6 +257,6 @@ class MqttFace:
             self._publish(d, held)
 
     def _publish(self, d: MqttDevice, body: bytes) -> None:
-        d.client.publish(d.topic, body, qos=1)
+        info = d.client.publish(d.topic, body, qos=1)
         if self.keep_published:
-            d.published.append(body)
+            d.published.append((info.mid, body))
