@@ -1,28 +1,39 @@
 """`make demo`: the whole system on this machine, on embedded defaults, with no Docker.
 
 It starts its own influxd and mosquitto from the system's binaries with their data under `var/demo/`,
-bootstraps the database, writes a reading of the inventory's first device and reads it back through
-InfluxQL, prints where everything is, and stops everything on Ctrl-C (or SIGTERM). Later stages of the
-data flow (simulators, collector, API) join here as they are built.
+bootstraps the database, backfills last year for the inventory (hourly, so it takes seconds), starts
+the simulated devices live (accelerated) and the collector, prints where everything is and then live
+counts from the collector's health endpoint, and stops everything on Ctrl-C (or SIGTERM), in order:
+simulators, collector, broker, database. Later stages (verification, API) join here as they are built.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
+import os
+import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 from types import FrameType
 
-from devices.profile import find_profile
+import httpx
+
 from jieshui.errors import JieshuiError
-from jieshui.inventory import Site, load_site
+from jieshui.inventory import load_site
 from jieshui.services import InfluxServer, MosquittoServer
-from store.influx import InfluxConfig, InfluxStore, quote_ident
-from store.lineprotocol import Point
+from jieshui.settings import parse_mqtt_url
+from simulators.backfill import backfill
+from simulators.runner import LiveSimulation, parse_step, start_live
+from store.influx import InfluxConfig, InfluxStore
 
 DEMO_DATABASE = "jieshui"
+#: The live simulators run this many simulated seconds per second, and the collector polls this often.
+DEMO_SPEED = 60.0
+DEMO_POLL_S = 5.0
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -46,60 +57,90 @@ def run_demo(site_path: Path, var_dir: Path, influx_port: int | None, mqtt_port:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     influx = InfluxServer(demo_dir / "influxd", port=influx_port)
     broker = MosquittoServer(demo_dir / "mosquitto", port=mqtt_port)
+    sim: LiveSimulation | None = None
+    collector: subprocess.Popen[bytes] | None = None
     try:
         influx.start()
         broker.start()
-        with InfluxStore(InfluxConfig(url=influx.url, database=DEMO_DATABASE)) as store:
+        config = InfluxConfig(url=influx.url, database=DEMO_DATABASE, timeout_s=60)
+        last_year = dt.date.today().year - 1
+        step = os.environ.get("JIESHUI_DEMO_BACKFILL_STEP", "1h")
+        print(f"Backfilling {last_year} for {site_path} at {step} resolution...", flush=True)
+        t0 = time.monotonic()
+        with InfluxStore(config) as store:
             store.bootstrap()
-            point = _sample_reading(site)
-            line = point.to_line()
-            store.write([point])
-            back = store.query(
-                f"SELECT * FROM {quote_ident(point.measurement)} WHERE time = $t AND device = $device",  # noqa: S608
-                params={"t": point.time_ns, "device": point.tags["device"]},
-            )
+            stats = backfill(site, store, dt.date(last_year, 1, 1), dt.date(last_year + 1, 1, 1),
+                             step_s=parse_step(step), truth_path=demo_dir / f"truth-{last_year}.json")  # fmt: skip
+        print(f"  {stats.points:,} points of {stats.devices} devices in {time.monotonic() - t0:.1f} s", flush=True)
+
+        collector, health_url = _start_collector(site_path, demo_dir, influx, broker)
+        sim = start_live(site, speed=DEMO_SPEED, broker=parse_mqtt_url(broker.url), work_dir=demo_dir / "simulate")
         print("Jieshui demo is running.", flush=True)
         print(f"  site inventory : {site_path} ({site.summary()})")
         print(f"  InfluxDB       : {influx.url}  database {DEMO_DATABASE!r}  data {influx.data_dir}")
         print(f"  MQTT broker    : {broker.url}  data {broker.data_dir}")
-        print(f"  logs           : {influx.log_path}  {broker.log_path}")
-        print(f"  wrote          : {line}")
-        for series in back:
-            fields = {k: v[0].item() if hasattr(v[0], "item") else v[0] for k, v in series.columns.items()}
-            print(f"  read back      : {series.name} at {series.time[0]}Z {fields}")
-        if not back:
-            raise JieshuiError("the reading written to InfluxDB could not be read back")
+        print(f"  simulators     : {len(sim.modbus)} Modbus endpoints, "
+              f"{len(sim.mqtt.devices) if sim.mqtt else 0} MQTT devices, {DEMO_SPEED:g}x")  # fmt: skip
+        print(f"  collector      : {health_url}/healthz  {health_url}/metrics  (polls every {DEMO_POLL_S:g} s)")
+        print(f"  ground truth   : {demo_dir / f'truth-{last_year}.json'}")
+        print(f"  logs           : {influx.log_path}  {broker.log_path}  {demo_dir / 'collector.log'}")
         print("Press Ctrl-C to stop.", flush=True)
-        while influx.running and broker.running:
-            time.sleep(0.5)
-        print("a server stopped unexpectedly; see the logs above", file=sys.stderr)
+        while influx.running and broker.running and collector.poll() is None:
+            time.sleep(5)
+            print(_live_counts(health_url), flush=True)
+        print("a process stopped unexpectedly; see the logs above", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
         return 0
     finally:
+        if sim is not None:
+            sim.stop()
+        if collector is not None and collector.poll() is None:
+            collector.send_signal(signal.SIGINT)
+            try:
+                collector.wait(30)
+            except subprocess.TimeoutExpired:
+                collector.kill()
+                collector.wait()
         broker.stop()
         influx.stop()
-        print("stopped: influxd and mosquitto are down.", flush=True)
+        print("stopped: simulators, collector, mosquitto and influxd are down.", flush=True)
         lock.close()
 
 
-def _sample_reading(site: Site) -> Point:
-    """A tank-level reading of the inventory's first device, tagged as every reading is (schema.md)."""
-    district, community = next(iter(site.communities()))
-    _, device = next(iter(community.devices()))
-    profile = find_profile(device.profile)
-    point = Point(
-        measurement=str(profile.kind),
-        tags={
-            "district": district.id,
-            "community": community.id,
-            "device": device.id,
-            "kind": str(profile.kind),
-            "collector": "demo",
-            "profile": profile.ref,
-        },
-        fields={"level_pct": 42.5, "level_m3": 29.75},
-        time_ns=time.time_ns() // 1_000_000_000 * 1_000_000_000,
+def _start_collector(
+    site_path: Path, demo_dir: Path, influx: InfluxServer, broker: MosquittoServer
+) -> tuple[subprocess.Popen[bytes], str]:
+    log = (demo_dir / "collector.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jieshui.cli", "collect", "--site", str(site_path), "--collector-id", "demo",
+         "--buffer", str(demo_dir / "collector" / "buffer.sqlite3"), "--health-port", "0",
+         "--mqtt-url", broker.url, "--poll-interval", str(DEMO_POLL_S),
+         "--influx-url", influx.url, "--influx-database", DEMO_DATABASE],
+        stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+    )  # fmt: skip
+    assert proc.stdout is not None  # noqa: S101
+    line = proc.stdout.readline().decode()
+    match = re.search(r"health on (http://\S+)/healthz", line)
+    if match is None:
+        proc.kill()
+        raise JieshuiError(f"the collector did not start; see {demo_dir / 'collector.log'}")
+    return proc, match.group(1)
+
+
+def _live_counts(health_url: str) -> str:
+    """One line of live figures from the collector's /metrics."""
+    try:
+        text = httpx.get(f"{health_url}/metrics", timeout=3).text
+    except httpx.HTTPError as exc:
+        return f"  collector not answering: {exc}"
+
+    def total(name: str) -> float:
+        return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+    return (
+        f"  {time.strftime('%H:%M:%S')}  readings in {total('jieshui_readings_in_total'):.0f}  "
+        f"written {total('jieshui_points_written_total'):.0f}  buffer {total('jieshui_buffer_depth'):.0f}  "
+        f"dead letters {total('jieshui_dead_letters_total'):.0f}"
     )
-    return point
