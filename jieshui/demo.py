@@ -69,21 +69,29 @@ def run_demo(site_path: Path, var_dir: Path, influx_port: int | None, mqtt_port:
         t0 = time.monotonic()
         with InfluxStore(config) as store:
             store.bootstrap()
-            stats = backfill(site, store, dt.date(last_year, 1, 1), dt.date(last_year + 1, 1, 1),
-                             step_s=parse_step(step), truth_path=demo_dir / f"truth-{last_year}.json")  # fmt: skip
-        print(f"  {stats.points:,} points of {stats.devices} devices in {time.monotonic() - t0:.1f} s", flush=True)
+            year = (dt.date(last_year, 1, 1), dt.date(last_year + 1, 1, 1))
+            truth = demo_dir / f"truth-{last_year}.json"
+            stats = backfill(site, store, *year, step_s=parse_step(step), truth_path=truth)
+        elapsed = time.monotonic() - t0
+        print(f"  {stats.points:,} points of {stats.devices} devices in {elapsed:.1f} s", flush=True)
 
         collector, health_url = _start_collector(site_path, demo_dir, influx, broker)
-        sim = start_live(site, speed=DEMO_SPEED, broker=parse_mqtt_url(broker.url), work_dir=demo_dir / "simulate")
+        sim = start_live(
+            site, speed=DEMO_SPEED, broker=parse_mqtt_url(broker.url), work_dir=demo_dir / "simulate"
+        )
         print("Jieshui demo is running.", flush=True)
         print(f"  site inventory : {site_path} ({site.summary()})")
-        print(f"  InfluxDB       : {influx.url}  database {DEMO_DATABASE!r}  data {influx.data_dir}")
+        print(f"  InfluxDB       : {influx.url}  database {DEMO_DATABASE!r}")
+        print(f"                   data {influx.data_dir}")
         print(f"  MQTT broker    : {broker.url}  data {broker.data_dir}")
         print(f"  simulators     : {len(sim.modbus)} Modbus endpoints, "
               f"{len(sim.mqtt.devices) if sim.mqtt else 0} MQTT devices, {DEMO_SPEED:g}x")  # fmt: skip
-        print(f"  collector      : {health_url}/healthz  {health_url}/metrics  (polls every {DEMO_POLL_S:g} s)")
+        print(f"  collector      : {health_url}/healthz  {health_url}/metrics")
+        print(f"                   polls every {DEMO_POLL_S:g} s")
         print(f"  ground truth   : {demo_dir / f'truth-{last_year}.json'}")
-        print(f"  logs           : {influx.log_path}  {broker.log_path}  {demo_dir / 'collector.log'}")
+        print(f"  logs           : {influx.log_path}")
+        print(f"                   {broker.log_path}")
+        print(f"                   {demo_dir / 'collector.log'}")
         print("Press Ctrl-C to stop.", flush=True)
         while influx.running and broker.running and collector.poll() is None:
             time.sleep(5)

@@ -31,8 +31,10 @@ class CollectorProcess:
         mqtt_url: str,
         database: str,
         poll_interval_s: float = 0.5,
+        env: dict[str, str] | None = None,
     ):
         self.work = work
+        self.env = env or {}
         self.site_file = work / "site.yaml"
         work.mkdir(parents=True, exist_ok=True)
         self.site_file.write_text(
@@ -52,7 +54,7 @@ class CollectorProcess:
         """Start and wait until it reports where its health endpoint is."""
         self.runs += 1
         log = (self.work / f"collector-{self.runs}.log").open("wb")
-        env = {**os.environ, "JIESHUI_FLUSH_INTERVAL_S": "0.2"}
+        env = {**os.environ, "JIESHUI_FLUSH_INTERVAL_S": "0.2", **self.env}
         self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, env=env)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode()
