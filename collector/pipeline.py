@@ -379,9 +379,21 @@ def process_modbus(
 
 
 def process_mqtt(
-    device: DeviceRef, state: DeviceState, body: bytes, received_ns: int, limits: Limits, topic: str = ""
+    device: DeviceRef,
+    state: DeviceState,
+    body: bytes,
+    received_ns: int,
+    limits: Limits,
+    topic: str = "",
+    *,
+    with_deltas: bool = True,
 ) -> tuple[Reading | DeadLetter | None, DeviceState]:
-    """An MQTT message through the pipeline; None for a duplicate already counted."""
+    """An MQTT message through the pipeline; None for a duplicate already counted.
+
+    `with_deltas=False` when collectors share a subscription: each sees only some of a device's
+    messages, so a delta against its own previous one would count the others' water again. The
+    readings then carry the cumulative values only, and consumption is taken from those downstream.
+    """
     raw_text = body[:RAW_LIMIT].decode("utf-8", errors="replace")
     try:
         payload = parse_payload(device.profile, body)
@@ -397,6 +409,8 @@ def process_mqtt(
         # Two messages stamped in the same millisecond must not land on one InfluxDB point (the
         # second would overwrite the first's consumption): the sequence number breaks the tie.
         time_ns += int(payload.message_id) % 1_000_000
+    if not with_deltas:
+        return Reading(device, time_ns, payload.values, {}, sha256_hex(body), (), skew), state
     deltas, events, new_state, late = totalize(device.profile, state, payload.values, time_ns)
     reading = Reading(device, time_ns, payload.values, deltas, sha256_hex(body), events, skew, late)
     return reading, new_state

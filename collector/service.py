@@ -362,8 +362,9 @@ class Collector:
         self.metrics.device_last_seen.labels(ref.key).set(time.time())
         state = self._state(ref, batch)
         result, new_state = process_mqtt(
-            ref, state, message.payload, message.received_ns, self.config.limits, message.topic
-        )
+            ref, state, message.payload, message.received_ns, self.config.limits, message.topic,
+            with_deltas=self.config.mqtt_share_group is None,
+        )  # fmt: skip
         batch.states[ref.key] = new_state
         if result is None:
             batch.counts["duplicate"] += 1

@@ -255,3 +255,14 @@ def test_seen_window_is_bounded() -> None:
     duplicate, _ = remember(state, "2999")
     assert duplicate
     assert DeviceState.from_json(state.to_json()) == state
+
+
+def test_shared_subscription_readings_carry_no_deltas() -> None:
+    state = DeviceState()
+    for seq, count in ((1, 10), (2, 11)):
+        body = json.dumps({**GOOD, "ts": NOW_MS + seq, "seq": seq, "wash_count": count}).encode()
+        reading, state = process_mqtt(WASH, state, body, NOW_NS, Limits(), with_deltas=False)
+        assert isinstance(reading, Reading)
+        assert reading.deltas == {}
+    duplicate, _ = process_mqtt(WASH, state, body, NOW_NS, Limits(), with_deltas=False)
+    assert duplicate is None  # de-duplication still works within one collector
