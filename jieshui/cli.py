@@ -247,6 +247,50 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+VERDICT_TEXT = {
+    "zh-CN": {"verified": "已核实", "partly_verified": "部分核实", "not_verified": "未核实",
+              "insufficient_data": "数据不足"},
+    "en": {"verified": "verified", "partly_verified": "partly verified", "not_verified": "not verified",
+           "insufficient_data": "insufficient data"},
+}  # fmt: skip
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from jieshui.settings import Settings
+    from store.influx import InfluxConfig, InfluxStore
+    from verification.engine import verify
+
+    site = _load_site_or_exit(args.site)
+    try:
+        site.community(args.community)
+    except KeyError:
+        print(f"jieshui verify: no community {args.community!r} in {args.site}", file=sys.stderr)
+        return EXIT_INVALID
+    config = InfluxConfig.from_settings(Settings())
+    if args.influx_url:
+        config = config.model_copy(update={"url": args.influx_url})
+    if args.influx_database:
+        config = config.model_copy(update={"database": args.influx_database})
+    with InfluxStore(config) as store:
+        result = verify(store, site, args.community, args.year)
+    if args.json:
+        print(result.model_dump_json(by_alias=True, indent=2))
+        return 0
+    zh = args.lang == "zh-CN"
+    words = VERDICT_TEXT[args.lang]
+    print(f"{result.name} ({result.community}) {result.year}: " + ("核查结论" if zh else "verdicts"))
+    for claim in result.claims:
+        measured = "-" if claim.measured is None else f"{claim.measured:.4g}"
+        claimed = f"{'声明' if zh else 'claimed'} {claim.claimed:g} {claim.unit}"
+        print(
+            f"  {claim.id:<20} {words[claim.verdict]:<18} {claimed}  "
+            f"{'实测' if zh else 'measured'} {measured}"
+        )
+        for reason in claim.reasons:
+            print(f"      - {reason.zh if zh else reason.en}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `jieshui` command."""
     parser = argparse.ArgumentParser(
@@ -311,6 +355,26 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--influx-database", default=None, help="database (default JIESHUI_INFLUX_DATABASE)")
     collect.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     collect.set_defaults(func=_cmd_collect)
+
+    verify = sub.add_parser(
+        "verify",
+        help="check a community's claimed savings for a year against its metered data",
+        description="Read the community's meters for the reporting year from InfluxDB, run every check "
+        "(docs/verification.md) and give each claim a verdict: verified, partly_verified, not_verified or "
+        "insufficient_data. --json prints the versioned result (jieshui.verification/1).",
+    )
+    verify.add_argument(
+        "--site", required=_env("SITE") is None, default=_env("SITE"), help="inventory YAML file"
+    )
+    verify.add_argument("--community", required=True, help="community id")
+    verify.add_argument("--year", type=int, required=True, help="reporting year (Asia/Shanghai calendar)")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.add_argument(
+        "--lang", choices=["zh-CN", "en"], default="zh-CN", help="language of the text output"
+    )
+    verify.add_argument("--influx-url", default=None, help="InfluxDB URL (default JIESHUI_INFLUX_URL)")
+    verify.add_argument("--influx-database", default=None, help="database (default JIESHUI_INFLUX_DATABASE)")
+    verify.set_defaults(func=_cmd_verify)
 
     profiles = sub.add_parser(
         "profiles",

@@ -1,0 +1,577 @@
+"""Verify a community's claims for a reporting year: read its meters through store/, run the pure
+checks of verification/checks.py, and give each claim a verdict with its evidence.
+
+Reading is the only I/O (`read_community`); `evaluate` is a pure function of the series it returns,
+so the checks are tested on arrays and the whole is tested on simulated years with known truth.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from devices.profile import DeviceKind, find_profile
+from devices.registers import codecs_for
+from jieshui.inventory import Claim, Community, Facility, FacilityKind, Measure, Site
+from store.influx import InfluxStore, quote_ident
+from verification import checks
+from verification.checks import DAY_NS, NS, SHANGHAI_OFFSET_NS, Consumption
+from verification.messages import say
+from verification.result import ClaimResult, Gap, MeterAudit, Text, VerificationResult
+
+#: Meter accuracy (relative) by unit, as the simulators and the metering classes assume
+#: (water class 2, tipping bucket 3 %, energy class 1, counters and clocks exact).
+ACCURACY = {"m3": 0.02, "mm": 0.03, "kWh": 0.01, "h": 0.0, "": 0.0}
+#: Tolerances of the physical bounds: runoff coefficients and first flush are known to +-20 %.
+RUNOFF_TOLERANCE = 0.2
+#: Treated volume may exceed rated flow x runtime by 10 % (DOMAIN.md).
+TREATMENT_MARGIN = 1.1
+#: DOMAIN.md: per-wash figures below 3 L/car must be backed by per-wash measurement.
+PER_WASH_EVIDENCE_BELOW_L = 3.0
+#: GB/T 50331 zone 3 (Shanghai), L/person/day.
+PER_CAPITA_RANGE = (120.0, 180.0)
+#: Totalizers that follow the rain: their days are skewed by nature, so the IQR spike rule (made for
+#: consumption) does not apply to them.
+RAIN_DRIVEN = frozenset({"rain_mm", "inflow_m3", "overflow_m3", "first_flush_m3"})
+#: Irrigation on days with more than this rain is suspicious (DOMAIN.md "River water").
+RAINY_DAY_MM = 5.0
+
+
+@dataclass
+class Series:
+    """One device's readings over the period: times and a column per field."""
+
+    device: str
+    kind: DeviceKind
+    profile: str
+    interval_s: float
+    time_ns: np.ndarray
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Period:
+    """A reporting year in Asia/Shanghai days."""
+
+    year: int
+
+    @property
+    def start(self) -> dt.date:
+        return dt.date(self.year, 1, 1)
+
+    @property
+    def end(self) -> dt.date:
+        return dt.date(self.year + 1, 1, 1)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    @property
+    def first_day(self) -> int:
+        return (self.start - dt.date(1970, 1, 1)).days
+
+    @property
+    def bounds_ns(self) -> tuple[int, int]:
+        """(start, end] in UTC ns: readings stamped after local midnight of Jan 1 up to the next year's."""
+        a = self.first_day * DAY_NS - SHANGHAI_OFFSET_NS
+        return a, a + self.days * DAY_NS
+
+    def months(self) -> np.ndarray:
+        return np.array([(self.start + dt.timedelta(days=i)).month for i in range(self.days)])
+
+    def date(self, day_index: int) -> str:
+        return (self.start + dt.timedelta(days=int(day_index))).isoformat()
+
+
+def read_community(store: InfluxStore, site: Site, community_id: str, year: int) -> dict[str, Series]:
+    """Every device's readings of the community over the local year, at full resolution."""
+    _, community = site.community(community_id)
+    period = Period(year)
+    a, b = period.bounds_ns
+    out: dict[str, Series] = {}
+    for _, device in community.devices():
+        profile = find_profile(device.profile)
+        fields = [q.name for q in profile.quantities if q.type in ("float", "int")]
+        select = ", ".join(quote_ident(f) for f in fields)
+        query = (
+            f"SELECT {select} FROM {quote_ident(str(profile.kind))} "  # noqa: S608 (InfluxQL, quoted identifiers)
+            "WHERE community = $c AND device = $d AND time > $a AND time <= $b"
+        )
+        found = store.query(query, params={"c": community_id, "d": device.id, "a": a, "b": b})
+        if found:
+            s = found[0]
+            time_ns = s.time.astype(np.int64)
+            columns = {f: s.values(f) for f in fields if f in s.columns}
+        else:
+            time_ns, columns = np.zeros(0, dtype=np.int64), {}
+        out[device.id] = Series(
+            device.id, profile.kind, profile.ref, device.poll_interval_s, time_ns, columns
+        )
+    return out
+
+
+def _rollover(profile_ref: str, quantity: str) -> float | None:
+    for codec in codecs_for(find_profile(profile_ref)):
+        if codec.register.quantity == quantity and codec.rollover is not None:
+            return codec.rollover * abs(codec.register.scale) + codec.register.offset
+    return None
+
+
+@dataclass
+class _Metered:
+    """A totalizer's consumption with its daily sums and audit."""
+
+    use: Consumption
+    daily: np.ndarray
+    audit: MeterAudit
+
+
+Meters = dict[tuple[str, str], _Metered]
+
+
+def _meter(series: Series, quantity: str, unit: str, period: Period, moving: np.ndarray | None) -> _Metered:
+    col = series.columns.get(quantity)
+    present = np.isfinite(col) if col is not None else np.zeros(0, dtype=bool)
+    t = series.time_ns[present] if col is not None else np.zeros(0, dtype=np.int64)
+    v = col[present] if col is not None else np.zeros(0)
+    use = checks.consumption(t, v, _rollover(series.profile, quantity))
+    daily = checks.daily_sum(use.time_ns, use.delta, period.first_day, period.days)
+    # Expected rate: the device's poll interval, or the data's own regular spacing when it was recorded
+    # coarser (history backfilled at 5 minutes, a car-wash unit's 15-minute status messages).
+    spacing = float(np.median(np.diff(t))) / NS if len(t) > 2 else series.interval_s
+    interval = max(series.interval_s, spacing)
+    if series.kind is DeviceKind.CAR_WASH:
+        # An event-reporting unit: a day is valid when it reported at all (alive, it sends a status
+        # message every 15 minutes as well as one per wash).
+        interval = 43200.0
+    suff = checks.sufficiency(t, interval, period.first_day, period.days, period.months())
+    spikes = (
+        checks.iqr_spikes(daily[suff.valid_days])
+        if suff.valid_days.any() and quantity not in RAIN_DRIVEN
+        else np.zeros(0, dtype=np.int64)
+    )
+    spike_days = np.flatnonzero(suff.valid_days)[spikes] if len(spikes) else spikes
+    flat = checks.flat_runs(daily, moving & suff.valid_days) if moving is not None else []
+    findings: list[Text] = []
+    meter = f"{series.device} {quantity}"
+    if not suff.sufficient:
+        bad = [f"{m:02d}" for m, s in suff.month_shares.items() if s < checks.PERIOD_VALID_SHARE]
+        findings.append(
+            say("insufficient_data", meter=meter, share=suff.valid_share, months=", ".join(bad) or "-")
+        )
+    for start, end in flat:
+        findings.append(say("stuck_meter", meter=meter, start=period.date(start), end=period.date(end)))
+    if use.resets:
+        findings.append(say("meter_reset", meter=meter, count=len(use.resets)))
+    excluded = float(daily[spike_days].sum()) if len(spike_days) else 0.0
+    total = float(daily.sum())
+    if total > 0 and excluded / total > 0.1:
+        findings.append(say("estimated_over_10pct", meter=meter, share=excluded / total))
+    audit = MeterAudit(
+        device=series.device,
+        quantity=quantity,
+        readings=len(t),
+        expected_per_day=suff.expected_per_day,
+        valid_day_share=round(suff.valid_share, 4),
+        month_valid_share={f"{m:02d}": round(s, 4) for m, s in suff.month_shares.items()},
+        sufficient=suff.sufficient,
+        gaps=[Gap(start=_iso(a), end=_iso(b), hours=round((b - a) / NS / 3600, 2)) for a, b in suff.gaps][
+            :100
+        ],
+        total=total,
+        spike_days=[period.date(i) for i in spike_days],
+        flat_runs=[(period.date(a), period.date(b)) for a, b in flat],
+        resets=len(use.resets),
+        rollovers=len(use.rollovers),
+        excluded=excluded,
+        findings=findings,
+    )
+    return _Metered(use, daily, audit)
+
+
+def _iso(t_ns: int) -> str:
+    return dt.datetime.fromtimestamp(t_ns / NS, tz=dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def evaluate(site: Site, community_id: str, year: int, data: dict[str, Series]) -> VerificationResult:
+    """Run every check and give every claim of the year a verdict (pure)."""
+    district, community = site.community(community_id)
+    period = Period(year)
+    meters: Meters = {}
+    site_checks: list[Text] = []
+    figures: dict[str, float] = {}
+    facility_flags: dict[str, list[Text]] = {}
+    facility_measured: dict[str, dict[str, float]] = {}
+
+    rain_daily = np.zeros(period.days)
+    for facility in community.facilities:
+        flags = facility_flags.setdefault(facility.id, [])
+        measured = facility_measured.setdefault(facility.id, {})
+        for device in facility.devices:
+            series = data.get(device.id)
+            if series is None:
+                continue
+            profile = find_profile(device.profile)
+            for q in profile.quantities:
+                if q.totalizer and q.name in series.columns:
+                    meters[(device.id, q.name)] = _meter(series, q.name, q.unit, period, None)
+        if facility.kind is FacilityKind.RAINWATER_HARVESTING:
+            _rainwater(facility, community, data, meters, period, flags, measured, site_checks)
+            rain = next(
+                (meters[k] for k in meters if k[1] == "rain_mm" and k[0] in {d.id for d in facility.devices}),
+                None,
+            )
+            if rain is not None:
+                rain_daily = rain.daily
+        elif facility.kind is FacilityKind.RIVER_WATER:
+            _river(facility, data, meters, period, rain_daily, flags, measured)
+        elif facility.kind is FacilityKind.CAR_WASH:
+            _car_wash(facility, community, data, meters, period, flags, measured)
+        elif facility.kind is FacilityKind.MASTER_METER:
+            _master(facility, community, data, meters, period, flags, measured, site_checks)
+        for key, value in measured.items():
+            figures[f"{facility.id}.{key}"] = round(value, 6)
+
+    claims = [
+        _verdict(claim, community, period, meters, facility_flags, facility_measured)
+        for claim in community.claims
+        if claim.year == year
+    ]
+    return VerificationResult(
+        community=community.id,
+        name=community.name,
+        district=district.id,
+        year=year,
+        period=(period.start.isoformat(), period.end.isoformat()),
+        meters=[m.audit for m in meters.values()],
+        checks=site_checks,
+        figures=figures,
+        claims=claims,
+    )
+
+
+def _facility_meter(
+    facility: Facility, meters: Meters, quantity: str, kind: DeviceKind | None = None
+) -> tuple[str, _Metered] | None:
+    for device in facility.devices:
+        if kind is not None and find_profile(device.profile).kind is not kind:
+            continue
+        found = meters.get((device.id, quantity))
+        if found is not None:
+            return device.id, found
+    return None
+
+
+def _rainwater(
+    facility: Facility,
+    community: Community,
+    data: dict[str, Series],
+    meters: Meters,
+    period: Period,
+    flags: list[Text],
+    measured: dict[str, float],
+    site_checks: list[Text],
+) -> None:
+    controller = _facility_meter(facility, meters, "supply_m3", DeviceKind.RAINWATER_SYSTEM)
+    if controller is None:
+        return
+    device, supply = controller
+    makeup = meters.get((device, "makeup_m3"))
+    treated = meters.get((device, "treated_m3"))
+    runtime = meters.get((device, "treatment_runtime_h"))
+    rain = meters.get((device, "rain_mm"))
+    capacity = facility.tank_capacity_m3 or 0.0
+    total_supply = float(supply.daily.sum())
+    measured["reuse_m3"] = total_supply
+    if makeup is not None:
+        measured["makeup_m3"] = float(makeup.daily.sum())
+        measured["net_saving_m3"] = total_supply - measured["makeup_m3"]
+        demand = supply.daily + makeup.daily
+        demand_days = demand > 0
+        measured["efficiency"] = total_supply / float(demand.sum()) if demand.sum() else 0.0
+        measured["reliability"] = (
+            float((makeup.daily[demand_days] <= 1e-6).mean()) if demand_days.any() else 0.0
+        )
+    # Stuck supply meter: no supply on days the treatment unit ran.
+    if runtime is not None:
+        moving = runtime.daily > 0
+        for start, end in checks.flat_runs(supply.daily, moving & ~np.isnan(supply.daily)):
+            flags.append(
+                say(
+                    "stuck_meter", meter=f"{device} supply_m3", start=period.date(start), end=period.date(end)
+                )
+            )
+    # Supply must have been treated (the reuse pump draws from the treatment unit): a supply totalizer
+    # running ahead of the treated one has been inflated.
+    if treated is not None:
+        total_treated = float(treated.daily.sum())
+        if total_supply > total_treated * 1.05 + 1.0:
+            flags.append(say("supply_exceeds_treated", supply=total_supply, treated=total_treated))
+        if runtime is not None and facility.rated_flow_m3h:
+            capacity_m3 = TREATMENT_MARGIN * facility.rated_flow_m3h * float(runtime.daily.sum())
+            measured["treatment_capacity_m3"] = capacity_m3
+            if total_treated > capacity_m3 + 1.0:
+                flags.append(say("treatment_capacity", treated=total_treated, capacity=capacity_m3))
+    # Rainfall bound: supply over any window <= runoff + storage at start - storage at end.
+    if rain is not None:
+        catchments = {c.id: c for c in community.catchments}
+        parts = [
+            (catchments[c].area_m2, catchments[c].psi, catchments[c].first_flush_mm)
+            for c in facility.catchments
+        ]
+        runoff = checks.runoff_m3(rain.daily, parts)
+        measured["runoff_m3"] = float(runoff.sum())
+        measured["rain_mm"] = float(rain.daily.sum())
+        level = data[device].columns.get("level_pct")
+        storage = _daily_storage(data[device].time_ns, level, capacity, period) if level is not None else None
+        d_storage = (
+            np.diff(np.concatenate([[storage[0]], storage])) if storage is not None else np.zeros(period.days)
+        )
+        slack = np.full(period.days, 0.0)
+        slack[0] = capacity  # the tank may start full
+        bound = (1 + RUNOFF_TOLERANCE) * runoff - d_storage + slack / max(period.days, 1)
+        excess, start, length = checks.max_window_excess(supply.daily, bound + 0.1 * capacity / 365)
+        measured["rainfall_bound_excess_m3"] = excess
+        if excess > 0.1 * capacity:
+            flags.append(say("exceeds_rainfall", start=period.date(start), days=length, excess=excess))
+        measured["rainfall_bound_m3"] = float((1 + RUNOFF_TOLERANCE) * runoff.sum() + capacity)
+    for key in ("reuse_m3",):
+        site_checks.append(say("reuse_measured", facility=facility.id, reuse=measured[key]))
+
+
+def _daily_storage(time_ns: np.ndarray, level_pct: np.ndarray, capacity: float, period: Period) -> np.ndarray:
+    """Stored volume at the end of each local day (last reading of the day), carried over gaps."""
+    ok = np.isfinite(level_pct)
+    idx = checks.local_day(time_ns[ok] - 1) - period.first_day
+    vol = level_pct[ok] / 100 * capacity
+    out = np.full(period.days, np.nan)
+    inside = (idx >= 0) & (idx < period.days)
+    out[idx[inside]] = vol[inside]  # later readings overwrite earlier ones: the day's last
+    # carry the last known level over days without readings
+    last = float(np.nanmean(out)) if np.isfinite(out).any() else 0.0
+    for i in range(period.days):
+        if np.isnan(out[i]):
+            out[i] = last
+        last = out[i]
+    return out
+
+
+def _river(
+    facility: Facility,
+    data: dict[str, Series],
+    meters: Meters,
+    period: Period,
+    rain_daily: np.ndarray,
+    flags: list[Text],
+    measured: dict[str, float],
+) -> None:
+    pump = _facility_meter(facility, meters, "volume_m3", DeviceKind.RIVER_PUMP)
+    if pump is None:
+        return
+    device, volume = pump
+    measured["river_water_m3"] = float(volume.daily.sum())
+    runtime = meters.get((device, "runtime_h"))
+    if runtime is not None and facility.rated_flow_m3h:
+        expected = facility.rated_flow_m3h * float(runtime.daily.sum())
+        measured["expected_from_runtime_m3"] = expected
+        if expected and abs(measured["river_water_m3"] - expected) / expected > 0.15:
+            flags.append(say("pump_volume_vs_runtime", volume=measured["river_water_m3"], expected=expected))
+    rainy = np.flatnonzero((rain_daily > RAINY_DAY_MM) & (volume.daily > 0))
+    measured["irrigation_on_rainy_days"] = float(len(rainy))
+    if len(rainy):
+        flags.append(say("rainy_day_irrigation", days=len(rainy)))
+
+
+def _car_wash(
+    facility: Facility,
+    community: Community,
+    data: dict[str, Series],
+    meters: Meters,
+    period: Period,
+    flags: list[Text],
+    measured: dict[str, float],
+) -> None:
+    unit = next((d for d in facility.devices if find_profile(d.profile).kind is DeviceKind.CAR_WASH), None)
+    if unit is None or unit.id not in data:
+        return
+    series = data[unit.id]
+    wash_l = series.columns.get("wash_l")
+    per_wash = wash_l[np.isfinite(wash_l)] if wash_l is not None else np.zeros(0)
+    measured["washes"] = float(len(per_wash))
+    if len(per_wash):
+        measured["l_per_wash"] = float(per_wash.mean())
+    fresh = meters.get((unit.id, "fresh_m3"))
+    count = meters.get((unit.id, "wash_count"))
+    if fresh is not None and count is not None and count.daily.sum() > 0:
+        measured["l_per_wash_totalizer"] = float(fresh.daily.sum() * 1000 / count.daily.sum())
+        if (
+            len(per_wash)
+            and abs(measured["l_per_wash_totalizer"] - measured["l_per_wash"])
+            > 0.1 * measured["l_per_wash"] + 0.05
+        ):
+            flags.append(
+                say(
+                    "wash_totalizer_disagrees",
+                    per_wash=measured["l_per_wash"],
+                    totalizer=measured["l_per_wash_totalizer"],
+                )
+            )
+    if community.parking_spaces and len(per_wash) > community.parking_spaces * period.days:
+        flags.append(say("implausible_wash_count", washes=len(per_wash)))
+
+
+def _master(
+    facility: Facility,
+    community: Community,
+    data: dict[str, Series],
+    meters: Meters,
+    period: Period,
+    flags: list[Text],
+    measured: dict[str, float],
+    site_checks: list[Text],
+) -> None:
+    found = _facility_meter(facility, meters, "volume_m3")
+    if found is None:
+        return
+    device, master = found
+    # A community with residents never uses no water for a day: zero-use runs are a stuck meter.
+    stuck = checks.flat_runs(master.daily, np.ones(period.days, dtype=bool), min_days=2)
+    for start, end in stuck:
+        flags.append(
+            say("stuck_meter", meter=f"{device} volume_m3", start=period.date(start), end=period.date(end))
+        )
+    valid = np.ones(period.days, dtype=bool)
+    for s, e in stuck:
+        valid[s:e] = False
+    days = max(int(valid.sum()), 1)
+    lpcd = float(master.daily[valid].sum()) * 1000 / community.population / days
+    measured["master_m3"] = float(master.daily.sum())
+    measured["per_capita_lpd"] = lpcd
+    if not PER_CAPITA_RANGE[0] <= lpcd <= PER_CAPITA_RANGE[1]:
+        site_checks.append(say("per_capita_out_of_range", lpcd=lpcd))
+    sub = sum(
+        float(m.daily.sum())
+        for (dev, q), m in meters.items()
+        if q in ("makeup_m3",) or (q == "volume_m3" and dev != device and _is_potable_sub(community, dev))
+    )
+    measured["sub_meters_m3"] = sub
+    if sub > measured["master_m3"] * 1.02:
+        site_checks.append(say("sub_meters_exceed_master"))
+
+
+def _is_potable_sub(community: Community, device_id: str) -> bool:
+    for facility, device in community.devices():
+        if device.id == device_id:
+            return facility.kind is FacilityKind.CAR_WASH
+    return False
+
+
+def _verdict(
+    claim: Claim,
+    community: Community,
+    period: Period,
+    meters: Meters,
+    flags: dict[str, list[Text]],
+    measured_by_facility: dict[str, dict[str, float]],
+) -> ClaimResult:
+    facility = next(f for f in community.facilities if f.id == claim.facility)
+    measured = measured_by_facility.get(facility.id, {})
+    reasons = list(flags.get(facility.id, []))
+    quantity, key, more_is_better = {
+        Measure.RAINWATER_REUSE_PER_DAY: ("supply_m3", "reuse_m3", True),
+        Measure.RAINWATER_REUSE_PER_YEAR: ("supply_m3", "reuse_m3", True),
+        Measure.RIVER_WATER_PER_YEAR: ("volume_m3", "river_water_m3", True),
+        Measure.CAR_WASH_WATER_PER_CAR: ("fresh_m3", "l_per_wash", False),
+        Measure.PER_CAPITA_USE: ("volume_m3", "per_capita_lpd", False),
+    }[claim.measure]
+    metered = next(
+        (m for (dev, q), m in meters.items() if q == quantity and dev in {d.id for d in facility.devices}),
+        None,
+    )
+    base = ClaimResult(
+        id=claim.id,
+        measure=str(claim.measure),
+        facility=facility.id,
+        claimed=claim.value,
+        unit=claim.unit,
+        measured=None,
+        interval=None,
+        uncertainty=None,
+        annualized=None,
+        fraction=None,
+        verdict="insufficient_data",
+        reasons=reasons,
+    )
+    if metered is None or key not in measured:
+        base.reasons.append(say("no_meter_data"))
+        return base
+    reasons.extend(metered.audit.findings)
+    if not metered.audit.sufficient:
+        return base
+    value = measured[key]
+    if claim.measure is Measure.RAINWATER_REUSE_PER_DAY:
+        value = value / period.days
+    if (
+        claim.measure is Measure.CAR_WASH_WATER_PER_CAR
+        and claim.value < PER_WASH_EVIDENCE_BELOW_L
+        and measured.get("washes", 0) == 0
+    ):
+        base.reasons.append(say("needs_per_wash_evidence"))
+        return base
+    unit = (
+        find_profile(next(d.profile for d in facility.devices if (d.id, quantity) in meters))
+        .quantity[quantity]
+        .unit
+    )
+    u = ACCURACY.get(unit, 0.02) + (1 - metered.audit.valid_day_share)
+    annualized = value * period.days if claim.measure is Measure.RAINWATER_REUSE_PER_DAY else value
+    fraction = value / claim.value if more_is_better else (claim.value / value if value else 0.0)
+    integrity = [
+        r
+        for r in reasons
+        if r.code
+        in (
+            "supply_exceeds_treated",
+            "treatment_capacity",
+            "exceeds_rainfall",
+            "stuck_meter",
+            "meter_reset",
+            "wash_totalizer_disagrees",
+            "pump_volume_vs_runtime",
+        )
+    ]
+    if (
+        claim.measure in (Measure.RAINWATER_REUSE_PER_DAY, Measure.RAINWATER_REUSE_PER_YEAR)
+        and "rainfall_bound_m3" in measured
+    ):
+        claimed_year = (
+            claim.value * period.days if claim.measure is Measure.RAINWATER_REUSE_PER_DAY else claim.value
+        )
+        if claimed_year > measured["rainfall_bound_m3"]:
+            integrity.append(
+                say("claim_exceeds_rainfall", claimed=claimed_year, bound=measured["rainfall_bound_m3"])
+            )
+            reasons.append(integrity[-1])
+    if integrity:
+        verdict = "not_verified"
+    elif fraction >= 1 - u:
+        verdict = "verified"
+    elif fraction >= 0.5:
+        verdict = "partly_verified"
+        reasons.append(say("partly", fraction=fraction))
+    else:
+        verdict = "not_verified"
+        reasons.append(say("below_half", fraction=fraction))
+    return base.model_copy(update={
+        "measured": round(value, 6), "interval": (round(value * (1 - u), 6), round(value * (1 + u), 6)),
+        "uncertainty": round(u, 4), "annualized": round(annualized, 6), "fraction": round(fraction, 4),
+        "verdict": verdict, "reasons": reasons,
+    })  # fmt: skip
+
+
+def verify(store: InfluxStore, site: Site, community_id: str, year: int) -> VerificationResult:
+    """Read and evaluate one community-year."""
+    return evaluate(site, community_id, year, read_community(store, site, community_id, year))

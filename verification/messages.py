@@ -1,0 +1,79 @@
+"""Every finding an evaluator reads, in zh-CN and en, by code: one place to review the wording."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from verification.result import Text
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    "insufficient_data": (
+        "{meter}: 有效天数占比 {share:.0%}，不足90%的月份：{months}",
+        "{meter}: {share:.0%} valid days; months below 90%: {months}",
+    ),
+    "stuck_meter": (
+        "{meter}: {start} 至 {end} 读数不变而相关计量在变化（疑似卡表）",
+        "{meter}: no change from {start} to {end} while related meters moved (stuck meter)",
+    ),
+    "meter_reset": (
+        "{meter}: 累计值回落 {count} 次（换表或清零），未见换表记录",
+        "{meter}: the totalizer fell back {count} time(s) (meter replaced or cleared) "
+        "with no replacement record",
+    ),
+    "estimated_over_10pct": (
+        "{meter}: 异常日用量（中位数+3倍四分位距）占总量 {share:.0%}，超过10%",
+        "{meter}: spike days (median + 3 IQR) hold {share:.0%} of the total, over 10%",
+    ),
+    "supply_exceeds_treated": (
+        "回用供水量 {supply:.1f} m³ 超过处理水量 {treated:.1f} m³（疑似篡改）",
+        "reuse supply {supply:.1f} m3 exceeds the treated volume {treated:.1f} m3 (tampering suspected)",
+    ),
+    "treatment_capacity": (
+        "处理水量 {treated:.1f} m³ 超过 1.1 × 额定流量 × 运行时间 = {capacity:.1f} m³",
+        "treated {treated:.1f} m3 exceeds 1.1 x rated flow x runtime = {capacity:.1f} m3",
+    ),
+    "exceeds_rainfall": (
+        "{start} 起 {days} 天的回用量比降雨径流加蓄水变化多 {excess:.1f} m³",
+        "over {days} day(s) from {start}, reuse exceeds runoff plus storage change by {excess:.1f} m3",
+    ),
+    "reuse_measured": ("{facility} 年回用量 {reuse:.1f} m³", "{facility}: measured reuse {reuse:.1f} m3"),
+    "pump_volume_vs_runtime": (
+        "取水量 {volume:.1f} m³ 与 运行时间×额定流量 {expected:.1f} m³ 相差超过15%",
+        "pumped {volume:.1f} m3 differs from runtime x rated flow {expected:.1f} m3 by over 15%",
+    ),
+    "rainy_day_irrigation": (
+        "{days} 个降雨超过5毫米的日子仍在抽水灌溉",
+        "pumping for irrigation on {days} day(s) with more than 5 mm of rain",
+    ),
+    "wash_totalizer_disagrees": (
+        "单次洗车用水（{per_wash:.2f} 升/辆）与新水累计表（{totalizer:.2f} 升/辆）不一致",
+        "per-wash litres ({per_wash:.2f} L/car) and the fresh-water totalizer ({totalizer:.2f} L/car) "
+        "disagree",
+    ),
+    "implausible_wash_count": (
+        "洗车次数 {washes} 超过车位数×天数",
+        "{washes} washes exceed parking spaces x days",
+    ),
+    "per_capita_out_of_range": (
+        "人均日用水 {lpcd:.0f} 升，超出 120-180 升范围",
+        "per-capita use {lpcd:.0f} L/person/day is outside 120-180",
+    ),
+    "sub_meters_exceed_master": ("分表之和大于总表", "the sub-meters add up to more than the master meter"),
+    "no_meter_data": ("没有该项的计量数据", "no metered data for this claim"),
+    "needs_per_wash_evidence": (
+        "低于3升/辆的声明需要逐次洗车计量",
+        "a claim below 3 L/car needs per-wash measurement",
+    ),
+    "claim_exceeds_rainfall": (
+        "声明的年回用量 {claimed:.0f} m³ 超过降雨可提供的上限 {bound:.0f} m³",
+        "the claimed {claimed:.0f} m3/year exceeds what the rainfall allows ({bound:.0f} m3)",
+    ),
+    "partly": ("实测为声明值的 {fraction:.0%}", "the measurement is {fraction:.0%} of the claim"),
+    "below_half": ("实测仅为声明值的 {fraction:.0%}", "the measurement is only {fraction:.0%} of the claim"),
+}
+
+
+def say(code: str, **params: Any) -> Text:
+    """The finding `code` in both languages, with its parameters filled in."""
+    zh, en = MESSAGES[code]
+    return Text(code=code, zh=zh.format(**params), en=en.format(**params))

@@ -1,0 +1,88 @@
+"""The verification result: a documented, versioned JSON schema (`jieshui.verification/1`).
+
+Every text an evaluator reads is given in zh-CN and en (`Text`). docs/verification.md describes the
+fields; a change that breaks readers bumps the schema version.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA = "jieshui.verification/1"
+Verdict = Literal["verified", "partly_verified", "not_verified", "insufficient_data"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Text(_Model):
+    """A finding in both languages, with a stable code for machines."""
+
+    code: str
+    zh: str
+    en: str
+
+
+class Gap(_Model):
+    """A silence of a meter longer than two reading intervals."""
+
+    start: str  # ISO 8601, UTC
+    end: str
+    hours: float
+
+
+class MeterAudit(_Model):
+    """Data sufficiency and the meter-data audit (VEE) of one metered quantity."""
+
+    device: str
+    quantity: str
+    readings: int
+    expected_per_day: float
+    valid_day_share: float
+    month_valid_share: dict[str, float]  # "01".."12"
+    sufficient: bool
+    gaps: list[Gap]
+    total: float  # consumption over the period, in the quantity's unit
+    spike_days: list[str]  # local dates
+    flat_runs: list[tuple[str, str]]  # local start date, end date (exclusive) of stuck runs
+    resets: int
+    rollovers: int
+    excluded: float  # consumption excluded by the edit log (spikes), in the quantity's unit
+    findings: list[Text]
+
+
+class ClaimResult(_Model):
+    """A claim's verdict with the measured figure and its uncertainty interval."""
+
+    id: str
+    measure: str
+    facility: str
+    claimed: float
+    unit: str
+    measured: float | None
+    interval: tuple[float, float] | None  # measured x (1 -/+ uncertainty)
+    uncertainty: float | None  # relative: meter accuracy class + missing data share
+    annualized: float | None
+    fraction: float | None  # measured / claimed ("more" claims) or claimed / measured ("less" claims)
+    verdict: Verdict
+    reasons: list[Text]
+
+
+class VerificationResult(_Model):
+    """Everything verified for one community and reporting year."""
+
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    community: str
+    name: str
+    district: str
+    year: int
+    period: tuple[str, str]  # local dates, end exclusive
+    meters: list[MeterAudit]
+    checks: list[Text]  # site-level findings (rainfall bound, treatment capacity, per-capita ...)
+    figures: dict[str, float]  # headline figures (reuse_m3, net_saving_m3, efficiency ...)
+    claims: list[ClaimResult]
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
