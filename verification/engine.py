@@ -19,7 +19,7 @@ from store.influx import InfluxStore, quote_ident
 from verification import checks
 from verification.checks import DAY_NS, NS, SHANGHAI_OFFSET_NS, Consumption
 from verification.messages import say
-from verification.result import ClaimResult, Gap, MeterAudit, Text, VerificationResult
+from verification.result import ClaimResult, Gap, MeterAudit, Text, Verdict, VerificationResult
 
 #: Meter accuracy (relative) by unit, as the simulators and the metering classes assume
 #: (water class 2, tipping bucket 3 %, energy class 1, counters and clocks exact).
@@ -32,6 +32,19 @@ TREATMENT_MARGIN = 1.1
 PER_WASH_EVIDENCE_BELOW_L = 3.0
 #: GB/T 50331 zone 3 (Shanghai), L/person/day.
 PER_CAPITA_RANGE = (120.0, 180.0)
+#: Findings that mean the data cannot support the claim: its verdict is not_verified.
+INTEGRITY_CODES = frozenset(
+    {
+        "supply_exceeds_treated",
+        "treatment_capacity",
+        "exceeds_rainfall",
+        "stuck_meter",
+        "meter_reset",
+        "wash_totalizer_disagrees",
+        "pump_volume_vs_runtime",
+        "claim_exceeds_rainfall",
+    }
+)
 #: Totalizers that follow the rain: their days are skewed by nature, so the IQR spike rule (made for
 #: consumption) does not apply to them.
 RAIN_DRIVEN = frozenset({"rain_mm", "inflow_m3", "overflow_m3", "first_flush_m3"})
@@ -469,6 +482,16 @@ def _is_potable_sub(community: Community, device_id: str) -> bool:
     return False
 
 
+#: What each measure is measured by: (totalizer, figure key, whether more is the better direction).
+MEASURED_BY: dict[Measure, tuple[str, str, bool]] = {
+    Measure.RAINWATER_REUSE_PER_DAY: ("supply_m3", "reuse_m3", True),
+    Measure.RAINWATER_REUSE_PER_YEAR: ("supply_m3", "reuse_m3", True),
+    Measure.RIVER_WATER_PER_YEAR: ("volume_m3", "river_water_m3", True),
+    Measure.CAR_WASH_WATER_PER_CAR: ("fresh_m3", "l_per_wash", False),
+    Measure.PER_CAPITA_USE: ("volume_m3", "per_capita_lpd", False),
+}
+
+
 def _verdict(
     claim: Claim,
     community: Community,
@@ -477,86 +500,49 @@ def _verdict(
     flags: dict[str, list[Text]],
     measured_by_facility: dict[str, dict[str, float]],
 ) -> ClaimResult:
+    """A claim's verdict: insufficient data, not verified (an integrity finding, or under half the
+    claim), partly verified, or verified (the measurement reaches the claim within its uncertainty)."""
     facility = next(f for f in community.facilities if f.id == claim.facility)
     measured = measured_by_facility.get(facility.id, {})
     reasons = list(flags.get(facility.id, []))
-    quantity, key, more_is_better = {
-        Measure.RAINWATER_REUSE_PER_DAY: ("supply_m3", "reuse_m3", True),
-        Measure.RAINWATER_REUSE_PER_YEAR: ("supply_m3", "reuse_m3", True),
-        Measure.RIVER_WATER_PER_YEAR: ("volume_m3", "river_water_m3", True),
-        Measure.CAR_WASH_WATER_PER_CAR: ("fresh_m3", "l_per_wash", False),
-        Measure.PER_CAPITA_USE: ("volume_m3", "per_capita_lpd", False),
-    }[claim.measure]
-    metered = next(
-        (m for (dev, q), m in meters.items() if q == quantity and dev in {d.id for d in facility.devices}),
-        None,
-    )
-    base = ClaimResult(
-        id=claim.id,
-        measure=str(claim.measure),
-        facility=facility.id,
-        claimed=claim.value,
-        unit=claim.unit,
-        measured=None,
-        interval=None,
-        uncertainty=None,
-        annualized=None,
-        fraction=None,
-        verdict="insufficient_data",
-        reasons=reasons,
-    )
-    if metered is None or key not in measured:
-        base.reasons.append(say("no_meter_data"))
-        return base
+    quantity, key, more_is_better = MEASURED_BY[claim.measure]
+    devices = {d.id: d for d in facility.devices}
+    found = next(((dev, m) for (dev, q), m in meters.items() if q == quantity and dev in devices), None)
+
+    def result(verdict: Verdict, figures: dict[str, object] | None = None) -> ClaimResult:
+        fields: dict[str, object] = {
+            "id": claim.id, "measure": str(claim.measure), "facility": facility.id, "claimed": claim.value,
+            "unit": claim.unit, "measured": None, "interval": None, "uncertainty": None, "annualized": None,
+            "fraction": None, "verdict": verdict, "reasons": reasons, **(figures or {}),
+        }  # fmt: skip
+        return ClaimResult.model_validate(fields)
+
+    if found is None or key not in measured:
+        reasons.append(say("no_meter_data"))
+        return result("insufficient_data")
+    device_id, metered = found
     reasons.extend(metered.audit.findings)
     if not metered.audit.sufficient:
-        return base
-    value = measured[key]
-    if claim.measure is Measure.RAINWATER_REUSE_PER_DAY:
-        value = value / period.days
-    if (
-        claim.measure is Measure.CAR_WASH_WATER_PER_CAR
-        and claim.value < PER_WASH_EVIDENCE_BELOW_L
-        and measured.get("washes", 0) == 0
-    ):
-        base.reasons.append(say("needs_per_wash_evidence"))
-        return base
-    unit = (
-        find_profile(next(d.profile for d in facility.devices if (d.id, quantity) in meters))
-        .quantity[quantity]
-        .unit
-    )
+        return result("insufficient_data")
+    is_wash = claim.measure is Measure.CAR_WASH_WATER_PER_CAR
+    if is_wash and claim.value < PER_WASH_EVIDENCE_BELOW_L and measured.get("washes", 0) == 0:
+        reasons.append(say("needs_per_wash_evidence"))
+        return result("insufficient_data")
+    per_day = claim.measure is Measure.RAINWATER_REUSE_PER_DAY
+    value = measured[key] / period.days if per_day else measured[key]
+    unit = find_profile(devices[device_id].profile).quantity[quantity].unit
     u = ACCURACY.get(unit, 0.02) + (1 - metered.audit.valid_day_share)
-    annualized = value * period.days if claim.measure is Measure.RAINWATER_REUSE_PER_DAY else value
     fraction = value / claim.value if more_is_better else (claim.value / value if value else 0.0)
-    integrity = [
-        r
-        for r in reasons
-        if r.code
-        in (
-            "supply_exceeds_treated",
-            "treatment_capacity",
-            "exceeds_rainfall",
-            "stuck_meter",
-            "meter_reset",
-            "wash_totalizer_disagrees",
-            "pump_volume_vs_runtime",
-        )
-    ]
-    if (
-        claim.measure in (Measure.RAINWATER_REUSE_PER_DAY, Measure.RAINWATER_REUSE_PER_YEAR)
-        and "rainfall_bound_m3" in measured
+    bound = measured.get("rainfall_bound_m3")
+    if bound is not None and claim.measure in (
+        Measure.RAINWATER_REUSE_PER_DAY,
+        Measure.RAINWATER_REUSE_PER_YEAR,
     ):
-        claimed_year = (
-            claim.value * period.days if claim.measure is Measure.RAINWATER_REUSE_PER_DAY else claim.value
-        )
-        if claimed_year > measured["rainfall_bound_m3"]:
-            integrity.append(
-                say("claim_exceeds_rainfall", claimed=claimed_year, bound=measured["rainfall_bound_m3"])
-            )
-            reasons.append(integrity[-1])
-    if integrity:
-        verdict = "not_verified"
+        claimed_year = claim.value * period.days if per_day else claim.value
+        if claimed_year > bound:
+            reasons.append(say("claim_exceeds_rainfall", claimed=claimed_year, bound=bound))
+    if any(r.code in INTEGRITY_CODES for r in reasons):
+        verdict: Verdict = "not_verified"
     elif fraction >= 1 - u:
         verdict = "verified"
     elif fraction >= 0.5:
@@ -565,11 +551,14 @@ def _verdict(
     else:
         verdict = "not_verified"
         reasons.append(say("below_half", fraction=fraction))
-    return base.model_copy(update={
-        "measured": round(value, 6), "interval": (round(value * (1 - u), 6), round(value * (1 + u), 6)),
-        "uncertainty": round(u, 4), "annualized": round(annualized, 6), "fraction": round(fraction, 4),
-        "verdict": verdict, "reasons": reasons,
-    })  # fmt: skip
+    figures: dict[str, object] = {
+        "measured": round(value, 6),
+        "interval": (round(value * (1 - u), 6), round(value * (1 + u), 6)),
+        "uncertainty": round(u, 4),
+        "annualized": round(value * period.days if per_day else value, 6),
+        "fraction": round(fraction, 4),
+    }
+    return result(verdict, figures)
 
 
 def verify(store: InfluxStore, site: Site, community_id: str, year: int) -> VerificationResult:
