@@ -273,6 +273,16 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"database": args.influx_database})
     with InfluxStore(config) as store:
         result = verify(store, site, args.community, args.year)
+    if args.report:
+        from verification.report import render_html, render_pdf
+
+        out = Path(args.report)
+        html = render_html(site, result, args.lang)
+        if out.suffix.lower() == ".pdf":
+            render_pdf(html, out)
+        else:
+            out.write_text(html, encoding="utf-8")
+        print(f"report: {out}", file=sys.stderr)
     if args.json:
         print(result.model_dump_json(by_alias=True, indent=2))
         return 0
@@ -370,7 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--year", type=int, required=True, help="reporting year (Asia/Shanghai calendar)")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.add_argument(
-        "--lang", choices=["zh-CN", "en"], default="zh-CN", help="language of the text output"
+        "--lang", choices=["zh-CN", "en"], default="zh-CN", help="language of the output and the report"
+    )
+    verify.add_argument(
+        "--report", default=None, metavar="OUT.html|OUT.pdf", help="write the evaluation report"
     )
     verify.add_argument("--influx-url", default=None, help="InfluxDB URL (default JIESHUI_INFLUX_URL)")
     verify.add_argument("--influx-database", default=None, help="database (default JIESHUI_INFLUX_DATABASE)")

@@ -19,7 +19,7 @@ from store.influx import InfluxStore, quote_ident
 from verification import checks
 from verification.checks import DAY_NS, NS, SHANGHAI_OFFSET_NS, Consumption
 from verification.messages import say
-from verification.result import ClaimResult, Gap, MeterAudit, Text, Verdict, VerificationResult
+from verification.result import Charts, ClaimResult, Gap, MeterAudit, Text, Verdict, VerificationResult
 
 #: Meter accuracy (relative) by unit, as the simulators and the metering classes assume
 #: (water class 2, tipping bucket 3 %, energy class 1, counters and clocks exact).
@@ -140,6 +140,7 @@ class _Metered:
     use: Consumption
     daily: np.ndarray
     audit: MeterAudit
+    sufficiency: checks.Sufficiency
 
 
 Meters = dict[tuple[str, str], _Metered]
@@ -202,7 +203,7 @@ def _meter(series: Series, quantity: str, unit: str, period: Period, moving: np.
         excluded=excluded,
         findings=findings,
     )
-    return _Metered(use, daily, audit)
+    return _Metered(use, daily, audit, suff)
 
 
 def _iso(t_ns: int) -> str:
@@ -263,7 +264,45 @@ def evaluate(site: Site, community_id: str, year: int, data: dict[str, Series]) 
         checks=site_checks,
         figures=figures,
         claims=claims,
+        charts=_charts(community, period, meters, data),
     )
+
+
+#: Per-wash litre bins of the report's histogram (L).
+WASH_BINS = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0, 200.0]
+
+
+def _charts(community: Community, period: Period, meters: Meters, data: dict[str, Series]) -> Charts:
+    """The series the evaluation report draws: monthly totals, daily rain and reuse, tank storage,
+    daily data coverage per device, and the per-wash litres histogram."""
+    months = period.months()
+    monthly: dict[str, list[float]] = {}
+    daily: dict[str, list[float]] = {}
+    coverage: dict[str, list[int]] = {}
+    for (device_id, quantity), m in meters.items():
+        monthly[f"{device_id}.{quantity}"] = [
+            round(float(m.daily[months == k].sum()), 4) for k in range(1, 13)
+        ]
+        if quantity in ("rain_mm", "supply_m3", "makeup_m3"):
+            daily[f"{device_id}.{quantity}"] = [round(float(x), 4) for x in m.daily]
+        if device_id not in coverage:
+            share = m.sufficiency.readings_per_day / max(m.sufficiency.expected_per_day, 1e-9)
+            coverage[device_id] = [int(min(100, round(100 * x))) for x in share]
+    histogram: dict[str, list[float]] | None = None
+    for facility, device in community.devices():
+        series = data.get(device.id)
+        if series is None:
+            continue
+        if "level_pct" in series.columns and facility.tank_capacity_m3:
+            storage = _daily_storage(
+                series.time_ns, series.columns["level_pct"], facility.tank_capacity_m3, period
+            )
+            daily[f"{device.id}.storage_m3"] = [round(float(x), 3) for x in storage]
+        if "wash_l" in series.columns:
+            litres = series.columns["wash_l"][np.isfinite(series.columns["wash_l"])]
+            counts, _ = np.histogram(litres, bins=WASH_BINS)
+            histogram = {"edges": WASH_BINS, "counts": [float(c) for c in counts]}
+    return Charts(monthly=monthly, daily=daily, coverage=coverage, wash_histogram=histogram)
 
 
 def _facility_meter(

@@ -71,6 +71,15 @@ class ClaimResult(_Model):
     reasons: list[Text]
 
 
+class Charts(_Model):
+    """What the evaluation report draws (local days of the year; months 1-12)."""
+
+    monthly: dict[str, list[float]]  # "<device>.<quantity>" -> 12 monthly totals
+    daily: dict[str, list[float]]  # rain, reuse supply, make-up and tank storage per day
+    coverage: dict[str, list[int]]  # device -> % of expected readings per day
+    wash_histogram: dict[str, list[float]] | None  # {"edges": [...], "counts": [...]} of litres per wash
+
+
 class VerificationResult(_Model):
     """Everything verified for one community and reporting year."""
 
@@ -84,5 +93,6 @@ class VerificationResult(_Model):
     checks: list[Text]  # site-level findings (rainfall bound, treatment capacity, per-capita ...)
     figures: dict[str, float]  # headline figures (reuse_m3, net_saving_m3, efficiency ...)
     claims: list[ClaimResult]
+    charts: Charts
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
