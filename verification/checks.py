@@ -34,6 +34,7 @@ class Consumption:
     delta: F64
     resets: list[int] = field(default_factory=list)  # indices of intervals where the meter restarted
     rollovers: list[int] = field(default_factory=list)
+    duplicates: int = 0  # readings sharing a timestamp with an earlier one (counted once)
 
 
 #: A drop from above (1 - band) x rollover to below band x rollover is a register wrap.
@@ -62,7 +63,7 @@ def consumption(time_ns: I64, cumulative: F64, rollover: float | None = None) ->
         else:
             d[i] = new
             resets.append(int(i))
-    return Consumption(t[1:], d, resets, rollovers)
+    return Consumption(t[1:], d, resets, rollovers, int((~keep).sum()))
 
 
 def daily_sum(time_ns: I64, values: F64, first_day: int, days: int) -> F64:

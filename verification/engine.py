@@ -43,11 +43,16 @@ INTEGRITY_CODES = frozenset(
         "wash_totalizer_disagrees",
         "pump_volume_vs_runtime",
         "claim_exceeds_rainfall",
+        "dry_spell_bound",
+        "tank_balance",
+        "pump_energy",
     }
 )
 #: Totalizers that follow the rain: their days are skewed by nature, so the IQR spike rule (made for
 #: consumption) does not apply to them.
 RAIN_DRIVEN = frozenset({"rain_mm", "inflow_m3", "overflow_m3", "first_flush_m3"})
+#: Plausible energy per m3 pumped by a small irrigation pump (10-60 m head, 30-80 % efficiency).
+PUMP_KWH_PER_M3 = (0.02, 0.6)
 #: Irrigation on days with more than this rain is suspicious (DOMAIN.md "River water").
 RAINY_DAY_MM = 5.0
 
@@ -107,7 +112,8 @@ def read_community(store: InfluxStore, site: Site, community_id: str, year: int)
     out: dict[str, Series] = {}
     for _, device in community.devices():
         profile = find_profile(device.profile)
-        fields = [q.name for q in profile.quantities if q.type in ("float", "int")]
+        # clock_skew_s: set by the collector on readings it had to re-stamp (absent in backfilled data)
+        fields = [q.name for q in profile.quantities if q.type in ("float", "int")] + ["clock_skew_s"]
         select = ", ".join(quote_ident(f) for f in fields)
         query = (
             f"SELECT {select} FROM {quote_ident(str(profile.kind))} "  # noqa: S608 (InfluxQL, quoted identifiers)
@@ -200,6 +206,7 @@ def _meter(series: Series, quantity: str, unit: str, period: Period, moving: np.
         flat_runs=[(period.date(a), period.date(b)) for a, b in flat],
         resets=len(use.resets),
         rollovers=len(use.rollovers),
+        duplicates=use.duplicates,
         excluded=excluded,
         findings=findings,
     )
@@ -249,6 +256,13 @@ def evaluate(site: Site, community_id: str, year: int, data: dict[str, Series]) 
         for key, value in measured.items():
             figures[f"{facility.id}.{key}"] = round(value, 6)
 
+    for device_id, series in data.items():
+        skew = series.columns.get("clock_skew_s")
+        skewed = skew[np.isfinite(skew)] if skew is not None else np.zeros(0)
+        if len(skewed):
+            site_checks.append(
+                say("clock_skew", device=device_id, count=len(skewed), worst=float(np.abs(skewed).max()))
+            )
     claims = [
         _verdict(claim, community, period, meters, facility_flags, facility_measured)
         for claim in community.claims
@@ -390,8 +404,26 @@ def _rainwater(
         if excess > 0.1 * capacity:
             flags.append(say("exceeds_rainfall", start=period.date(start), days=length, excess=excess))
         measured["rainfall_bound_m3"] = float((1 + RUNOFF_TOLERANCE) * runoff.sum() + capacity)
-    for key in ("reuse_m3",):
-        site_checks.append(say("reuse_measured", facility=facility.id, reuse=measured[key]))
+        # Dry-spell bound: over a rainless run, supply - make-up cannot exceed what the tank held.
+        worst = 0.0
+        net = supply.daily - (makeup.daily if makeup is not None else 0.0)
+        for start, end in checks.flat_runs(rain.daily, np.ones(period.days, dtype=bool), min_days=3):
+            worst = max(worst, float(net[start:end].sum()))
+        measured["dry_spell_max_net_supply_m3"] = worst
+        if worst > capacity * 1.02 + 1.0:
+            flags.append(say("dry_spell_bound", supply=worst, capacity=capacity))
+        # Tank mass balance from level and flows: storage change = inflow - supply - overflow.
+        inflow = meters.get((device, "inflow_m3"))
+        overflow = meters.get((device, "overflow_m3"))
+        if storage is not None and inflow is not None and overflow is not None:
+            residual = d_storage[1:] - (inflow.daily - supply.daily - overflow.daily)[1:]
+            measured["tank_balance_residual_m3"] = float(np.abs(residual).sum())
+            through = float(inflow.daily.sum()) or 1.0
+            if measured["tank_balance_residual_m3"] > 0.1 * through:
+                flags.append(
+                    say("tank_balance", residual=measured["tank_balance_residual_m3"], inflow=through)
+                )
+    site_checks.append(say("reuse_measured", facility=facility.id, reuse=measured["reuse_m3"]))
 
 
 def _daily_storage(time_ns: np.ndarray, level_pct: np.ndarray, capacity: float, period: Period) -> np.ndarray:
@@ -431,6 +463,14 @@ def _river(
         measured["expected_from_runtime_m3"] = expected
         if expected and abs(measured["river_water_m3"] - expected) / expected > 0.15:
             flags.append(say("pump_volume_vs_runtime", volume=measured["river_water_m3"], expected=expected))
+    energy = meters.get((device, "energy_kwh"))
+    if energy is not None and measured["river_water_m3"] > 0:
+        # kWh per m3 = g H / (3.6e6 eta) x 1000: heads of 10-60 m at 30-80 % efficiency give 0.03-0.55
+        ratio = float(energy.daily.sum()) / measured["river_water_m3"]
+        measured["pump_kwh_per_m3"] = ratio
+        low, high = PUMP_KWH_PER_M3
+        if not low <= ratio <= high:
+            flags.append(say("pump_energy", kwh_per_m3=ratio, low=low, high=high))
     rainy = np.flatnonzero((rain_daily > RAINY_DAY_MM) & (volume.daily > 0))
     measured["irrigation_on_rainy_days"] = float(len(rainy))
     if len(rainy):

@@ -36,6 +36,25 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{start} 起 {days} 天的回用量比降雨径流加蓄水变化多 {excess:.1f} m³",
         "over {days} day(s) from {start}, reuse exceeds runoff plus storage change by {excess:.1f} m3",
     ),
+    "dry_spell_bound": (
+        "无雨期间净回用 {supply:.1f} m³ 超过蓄水池容积 {capacity:.0f} m³",
+        "over a rainless spell, supply minus make-up ({supply:.1f} m3) exceeds the tank volume "
+        "({capacity:.0f} m3)",
+    ),
+    "tank_balance": (
+        "水池水量平衡残差 {residual:.1f} m³，超过入池水量 {inflow:.0f} m³ 的10%",
+        "the tank's mass balance leaves {residual:.1f} m3 unexplained, over 10% of the inflow "
+        "{inflow:.0f} m3",
+    ),
+    "pump_energy": (
+        "每立方米耗电 {kwh_per_m3:.3f} 千瓦时，超出合理范围 {low:.2f}-{high:.2f}",
+        "{kwh_per_m3:.3f} kWh per m3 pumped is outside the plausible {low:.2f}-{high:.2f}",
+    ),
+    "clock_skew": (
+        "{device}: {count} 条读数的设备时钟偏差超过2分钟（最大 {worst:.0f} 秒），已按接收时间记录",
+        "{device}: {count} reading(s) came from a clock more than 2 minutes off (worst {worst:.0f} s), "
+        "stored at their receive time",
+    ),
     "reuse_measured": ("{facility} 年回用量 {reuse:.1f} m³", "{facility}: measured reuse {reuse:.1f} m3"),
     "pump_volume_vs_runtime": (
         "取水量 {volume:.1f} m³ 与 运行时间×额定流量 {expected:.1f} m³ 相差超过15%",

@@ -50,6 +50,7 @@ class MeterAudit(_Model):
     flat_runs: list[tuple[str, str]]  # local start date, end date (exclusive) of stuck runs
     resets: int
     rollovers: int
+    duplicates: int  # readings repeating a timestamp, counted once
     excluded: float  # consumption excluded by the edit log (spikes), in the quantity's unit
     findings: list[Text]
 

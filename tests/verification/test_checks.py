@@ -21,6 +21,7 @@ def test_consumption_handles_growth_rollover_reset_and_duplicates() -> None:
     np.testing.assert_allclose(use.delta, [3.0, 1.6, 0.5, 1.5])  # 6553 -> 1 wraps; 1 -> 0.5 is a reset
     assert use.rollovers == [1]
     assert use.resets == [2]
+    assert use.duplicates == 1
     assert (use.delta >= 0).all()
 
 
