@@ -23,12 +23,14 @@ from types import FrameType
 import httpx
 
 from jieshui.errors import JieshuiError
-from jieshui.inventory import load_site
+from jieshui.inventory import Site, load_site
 from jieshui.services import InfluxServer, MosquittoServer
 from jieshui.settings import parse_mqtt_url
 from simulators.backfill import backfill
 from simulators.runner import LiveSimulation, parse_step, start_live
 from store.influx import InfluxConfig, InfluxStore
+from verification.engine import verify
+from verification.report import render_html, render_pdf
 
 DEMO_DATABASE = "jieshui"
 #: The live simulators run this many simulated seconds per second, and the collector polls this often.
@@ -74,6 +76,7 @@ def run_demo(site_path: Path, var_dir: Path, influx_port: int | None, mqtt_port:
             stats = backfill(site, store, *year, step_s=parse_step(step), truth_path=truth)
         elapsed = time.monotonic() - t0
         print(f"  {stats.points:,} points of {stats.devices} devices in {elapsed:.1f} s", flush=True)
+        report = _verdicts(site, config, last_year, demo_dir)
 
         collector, health_url = _start_collector(site_path, demo_dir, influx, broker)
         sim = start_live(
@@ -89,6 +92,7 @@ def run_demo(site_path: Path, var_dir: Path, influx_port: int | None, mqtt_port:
         print(f"  collector      : {health_url}/healthz  {health_url}/metrics")
         print(f"                   polls every {DEMO_POLL_S:g} s")
         print(f"  ground truth   : {demo_dir / f'truth-{last_year}.json'}")
+        print(f"  report         : {report.with_suffix('.html')}  {report}")
         print(f"  logs           : {influx.log_path}")
         print(f"                   {broker.log_path}")
         print(f"                   {demo_dir / 'collector.log'}")
@@ -115,6 +119,28 @@ def run_demo(site_path: Path, var_dir: Path, influx_port: int | None, mqtt_port:
         influx.stop()
         print("stopped: simulators, collector, mosquitto and influxd are down.", flush=True)
         lock.close()
+
+
+def _verdicts(site: Site, config: InfluxConfig, year: int, demo_dir: Path) -> Path:
+    """Print every community's verdicts for `year`; write the first community's report (HTML, PDF)."""
+    print(f"Verdicts for {year} (jieshui verify):", flush=True)
+    report: Path | None = None
+    with InfluxStore(config) as store:
+        for _, community in site.communities():
+            result = verify(store, site, community.id, year)
+            line = "  ".join(f"{c.id}={c.verdict}" for c in result.claims)
+            print(f"  {community.id:<18} {line}", flush=True)
+            if report is None:
+                html = render_html(site, result, "zh-CN")
+                pdf = demo_dir / f"report-{community.id}-{year}.pdf"
+                pdf.with_suffix(".html").write_text(html, encoding="utf-8")
+                try:
+                    render_pdf(html, pdf)
+                except JieshuiError as exc:
+                    print(f"  (no PDF: {exc})", flush=True)
+                report = pdf
+    assert report is not None  # noqa: S101 (an inventory has at least one community)
+    return report
 
 
 def _start_collector(

@@ -64,6 +64,13 @@ def _check_running_demo(proc: subprocess.Popen[str], var: Path) -> None:
     last_year = dt.date.today().year - 1
     assert re.search(rf"Backfilling {last_year} for examples/community.yaml at 1h resolution", output)
     assert re.search(r"  [\d,]+ points of 5 devices in [\d.]+ s", output), output
+    assert re.search(
+        r"  xinjing-6 +rainwater-daily=\w+  river-yearly=\w+  micro-wash=\w+  per-capita=\w+", output
+    )
+    report = re.search(r"report +: (\S+\.html)  (\S+\.pdf)", output)
+    assert report, output
+    assert Path(report.group(1)).read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert Path(report.group(2)).read_bytes().startswith(b"%PDF")
     influx_url = re.search(r"InfluxDB\s+: (http://127\.0\.0\.1:(\d+))", output)
     assert influx_url is not None, output
     assert re.search(r"MQTT broker\s+: mqtt://127\.0\.0\.1:\d+", output)
