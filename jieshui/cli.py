@@ -88,7 +88,7 @@ def _simulate_backfill(args: argparse.Namespace, site: Any) -> int:
     from jieshui.settings import Settings
     from simulators.backfill import backfill
     from simulators.runner import parse_date, parse_step
-    from store.influx import InfluxConfig, InfluxStore
+    from store.influx import InfluxStore
 
     try:
         start, end, step_s = parse_date(args.start), parse_date(args.end), parse_step(args.step)
@@ -98,9 +98,7 @@ def _simulate_backfill(args: argparse.Namespace, site: Any) -> int:
     if end <= start:
         print("jieshui simulate backfill: --end must be after --start", file=sys.stderr)
         return EXIT_INVALID
-    config = InfluxConfig.from_settings(Settings())
-    overrides = {k: v for k, v in (("url", args.influx_url), ("database", args.influx_database)) if v}
-    config = config.model_copy(update=overrides)
+    config = _influx_config(args, Settings())
     t0 = time.monotonic()
     with InfluxStore(config) as store:
         store.bootstrap()
@@ -193,7 +191,6 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     from collector.service import Collector, CollectorConfig
     from jieshui.logs import configure_logging
     from jieshui.settings import Settings, parse_mqtt_url
-    from store.influx import InfluxConfig
 
     settings = Settings()
     configure_logging(settings.log_level, args.log_json or settings.log_json)
@@ -225,11 +222,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"jieshui collect: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    influx = InfluxConfig.from_settings(settings)
-    if args.influx_url:
-        influx = influx.model_copy(update={"url": args.influx_url})
-    if args.influx_database:
-        influx = influx.model_copy(update={"database": args.influx_database})
+    influx = _influx_config(args, settings)
     collector = Collector(site, config, influx, broker)
 
     async def main() -> None:
@@ -257,7 +250,7 @@ VERDICT_TEXT = {
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from jieshui.settings import Settings
-    from store.influx import InfluxConfig, InfluxStore
+    from store.influx import InfluxStore
     from verification.engine import verify
 
     site = _load_site_or_exit(args.site)
@@ -266,11 +259,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     except KeyError:
         print(f"jieshui verify: no community {args.community!r} in {args.site}", file=sys.stderr)
         return EXIT_INVALID
-    config = InfluxConfig.from_settings(Settings())
-    if args.influx_url:
-        config = config.model_copy(update={"url": args.influx_url})
-    if args.influx_database:
-        config = config.model_copy(update={"database": args.influx_database})
+    config = _influx_config(args, Settings())
     with InfluxStore(config) as store:
         result = verify(store, site, args.community, args.year)
     if args.report:
@@ -301,6 +290,25 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _site_option(parser: argparse.ArgumentParser) -> None:
+    site = _env("SITE")
+    parser.add_argument("--site", required=site is None, default=site, help="inventory YAML file")
+
+
+def _influx_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--influx-url", default=None, help="InfluxDB URL (default JIESHUI_INFLUX_URL)")
+    parser.add_argument("--influx-database", default=None, help="database (default JIESHUI_INFLUX_DATABASE)")
+
+
+def _influx_config(args: argparse.Namespace, settings: Any) -> Any:
+    """The InfluxDB connection: JIESHUI_INFLUX_* settings, with --influx-url/--influx-database on top."""
+    from store.influx import InfluxConfig
+
+    config = InfluxConfig.from_settings(settings)
+    overrides = {k: v for k, v in (("url", args.influx_url), ("database", args.influx_database)) if v}
+    return config.model_copy(update=overrides)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `jieshui` command."""
     parser = argparse.ArgumentParser(
@@ -316,9 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate a site inventory: exit 0 with a summary, or exit 2 with one "
         "`FILE:LINE: dotted.path: message` line per error.",
     )
-    check.add_argument(
-        "--site", required=_env("SITE") is None, default=_env("SITE"), help="inventory YAML file"
-    )
+    _site_option(check)
     check.set_defaults(func=_cmd_check)
 
     demo = sub.add_parser(
@@ -345,9 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
         "buffer durably, write to InfluxDB. Configuration: flags, else JIESHUI_* variables "
         "(docs/operations.md).",
     )
-    collect.add_argument(
-        "--site", required=_env("SITE") is None, default=_env("SITE"), help="inventory YAML file"
-    )
+    _site_option(collect)
     collect.add_argument(
         "--only", action="append", metavar="COMMUNITY", help="collect only these communities"
     )
@@ -361,8 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument(
         "--poll-interval", type=float, default=None, help="override every device's interval (s)"
     )
-    collect.add_argument("--influx-url", default=None, help="InfluxDB URL (default JIESHUI_INFLUX_URL)")
-    collect.add_argument("--influx-database", default=None, help="database (default JIESHUI_INFLUX_DATABASE)")
+    _influx_options(collect)
     collect.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     collect.set_defaults(func=_cmd_collect)
 
@@ -373,9 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(docs/verification.md) and give each claim a verdict: verified, partly_verified, not_verified or "
         "insufficient_data. --json prints the versioned result (jieshui.verification/1).",
     )
-    verify.add_argument(
-        "--site", required=_env("SITE") is None, default=_env("SITE"), help="inventory YAML file"
-    )
+    _site_option(verify)
     verify.add_argument("--community", required=True, help="community id")
     verify.add_argument("--year", type=int, required=True, help="reporting year (Asia/Shanghai calendar)")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -385,8 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--report", default=None, metavar="OUT.html|OUT.pdf", help="write the evaluation report"
     )
-    verify.add_argument("--influx-url", default=None, help="InfluxDB URL (default JIESHUI_INFLUX_URL)")
-    verify.add_argument("--influx-database", default=None, help="database (default JIESHUI_INFLUX_DATABASE)")
+    _influx_options(verify)
     verify.set_defaults(func=_cmd_verify)
 
     profiles = sub.add_parser(
@@ -426,8 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--end", required=True, help="local date after the last one, YYYY-MM-DD")
     bf.add_argument("--step", default="1m", help="reading interval: 30s, 1m, 15m, 1h (default 1m)")
     bf.add_argument("--truth", default=None, help="write the ground truth to this JSON file")
-    bf.add_argument("--influx-url", default=None, help="InfluxDB URL (default JIESHUI_INFLUX_URL)")
-    bf.add_argument("--influx-database", default=None, help="database (default JIESHUI_INFLUX_DATABASE)")
+    _influx_options(bf)
     simulate.set_defaults(func=_cmd_simulate, mode=None)
     return parser
 
