@@ -228,6 +228,7 @@ def evaluate(site: Site, community_id: str, year: int, data: dict[str, Series]) 
     facility_measured: dict[str, dict[str, float]] = {}
 
     rain_daily = np.zeros(period.days)
+    ctx = _Context(community, data, meters, period, site_checks)
     for facility in community.facilities:
         flags = facility_flags.setdefault(facility.id, [])
         measured = facility_measured.setdefault(facility.id, {})
@@ -240,7 +241,7 @@ def evaluate(site: Site, community_id: str, year: int, data: dict[str, Series]) 
                 if q.totalizer and q.name in series.columns:
                     meters[(device.id, q.name)] = _meter(series, q.name, q.unit, period, None)
         if facility.kind is FacilityKind.RAINWATER_HARVESTING:
-            _rainwater(facility, community, data, meters, period, flags, measured, site_checks)
+            _rainwater(ctx, facility, flags, measured)
             rain = next(
                 (meters[k] for k in meters if k[1] == "rain_mm" and k[0] in {d.id for d in facility.devices}),
                 None,
@@ -248,11 +249,11 @@ def evaluate(site: Site, community_id: str, year: int, data: dict[str, Series]) 
             if rain is not None:
                 rain_daily = rain.daily
         elif facility.kind is FacilityKind.RIVER_WATER:
-            _river(facility, data, meters, period, rain_daily, flags, measured)
+            _river(ctx, facility, rain_daily, flags, measured)
         elif facility.kind is FacilityKind.CAR_WASH:
-            _car_wash(facility, community, data, meters, period, flags, measured)
+            _car_wash(ctx, facility, flags, measured)
         elif facility.kind is FacilityKind.MASTER_METER:
-            _master(facility, community, data, meters, period, flags, measured, site_checks)
+            _master(ctx, facility, flags, measured)
         for key, value in measured.items():
             figures[f"{facility.id}.{key}"] = round(value, 6)
 
@@ -331,16 +332,19 @@ def _facility_meter(
     return None
 
 
-def _rainwater(
-    facility: Facility,
-    community: Community,
-    data: dict[str, Series],
-    meters: Meters,
-    period: Period,
-    flags: list[Text],
-    measured: dict[str, float],
-    site_checks: list[Text],
-) -> None:
+@dataclass
+class _Context:
+    """What every facility check reads, and where site-level findings go."""
+
+    community: Community
+    data: dict[str, Series]
+    meters: Meters
+    period: Period
+    site_checks: list[Text]
+
+
+def _rainwater(ctx: _Context, facility: Facility, flags: list[Text], measured: dict[str, float]) -> None:
+    community, data, meters, period = ctx.community, ctx.data, ctx.meters, ctx.period
     controller = _facility_meter(facility, meters, "supply_m3", DeviceKind.RAINWATER_SYSTEM)
     if controller is None:
         return
@@ -423,7 +427,7 @@ def _rainwater(
                 flags.append(
                     say("tank_balance", residual=measured["tank_balance_residual_m3"], inflow=through)
                 )
-    site_checks.append(say("reuse_measured", facility=facility.id, reuse=measured["reuse_m3"]))
+    ctx.site_checks.append(say("reuse_measured", facility=facility.id, reuse=measured["reuse_m3"]))
 
 
 def _daily_storage(time_ns: np.ndarray, level_pct: np.ndarray, capacity: float, period: Period) -> np.ndarray:
@@ -444,14 +448,9 @@ def _daily_storage(time_ns: np.ndarray, level_pct: np.ndarray, capacity: float, 
 
 
 def _river(
-    facility: Facility,
-    data: dict[str, Series],
-    meters: Meters,
-    period: Period,
-    rain_daily: np.ndarray,
-    flags: list[Text],
-    measured: dict[str, float],
+    ctx: _Context, facility: Facility, rain_daily: np.ndarray, flags: list[Text], measured: dict[str, float]
 ) -> None:
+    meters = ctx.meters
     pump = _facility_meter(facility, meters, "volume_m3", DeviceKind.RIVER_PUMP)
     if pump is None:
         return
@@ -477,15 +476,8 @@ def _river(
         flags.append(say("rainy_day_irrigation", days=len(rainy)))
 
 
-def _car_wash(
-    facility: Facility,
-    community: Community,
-    data: dict[str, Series],
-    meters: Meters,
-    period: Period,
-    flags: list[Text],
-    measured: dict[str, float],
-) -> None:
+def _car_wash(ctx: _Context, facility: Facility, flags: list[Text], measured: dict[str, float]) -> None:
+    community, data, meters, period = ctx.community, ctx.data, ctx.meters, ctx.period
     unit = next((d for d in facility.devices if find_profile(d.profile).kind is DeviceKind.CAR_WASH), None)
     if unit is None or unit.id not in data:
         return
@@ -515,16 +507,8 @@ def _car_wash(
         flags.append(say("implausible_wash_count", washes=len(per_wash)))
 
 
-def _master(
-    facility: Facility,
-    community: Community,
-    data: dict[str, Series],
-    meters: Meters,
-    period: Period,
-    flags: list[Text],
-    measured: dict[str, float],
-    site_checks: list[Text],
-) -> None:
+def _master(ctx: _Context, facility: Facility, flags: list[Text], measured: dict[str, float]) -> None:
+    community, meters, period = ctx.community, ctx.meters, ctx.period
     found = _facility_meter(facility, meters, "volume_m3")
     if found is None:
         return
@@ -543,7 +527,7 @@ def _master(
     measured["master_m3"] = float(master.daily.sum())
     measured["per_capita_lpd"] = lpcd
     if not PER_CAPITA_RANGE[0] <= lpcd <= PER_CAPITA_RANGE[1]:
-        site_checks.append(say("per_capita_out_of_range", lpcd=lpcd))
+        ctx.site_checks.append(say("per_capita_out_of_range", lpcd=lpcd))
     sub = sum(
         float(m.daily.sum())
         for (dev, q), m in meters.items()
@@ -551,7 +535,7 @@ def _master(
     )
     measured["sub_meters_m3"] = sub
     if sub > measured["master_m3"] * 1.02:
-        site_checks.append(say("sub_meters_exceed_master"))
+        ctx.site_checks.append(say("sub_meters_exceed_master"))
 
 
 def _is_potable_sub(community: Community, device_id: str) -> bool:
