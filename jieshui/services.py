@@ -137,6 +137,15 @@ class _Server:
         """SIGSTOP the server: it keeps its sockets but answers nothing (timeout tests)."""
         if self.process is not None:
             os.kill(self.process.pid, signal.SIGSTOP)
+            # kill() returns before the process is stopped: wait until the kernel says it is
+            # (state T), or a request sent right away may still be answered.
+            stat = Path(f"/proc/{self.process.pid}/stat")
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                with contextlib.suppress(OSError, IndexError):
+                    if stat.read_text().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                        return
+                time.sleep(0.005)
 
     def resume(self) -> None:
         """SIGCONT a paused server."""
