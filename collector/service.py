@@ -67,6 +67,7 @@ class CollectorConfig(BaseModel):
     only: tuple[str, ...] = ()  # community ids; empty: all
     mqtt_share_group: str | None = None
     mqtt_session_expiry_s: int = Field(default=7 * 86400, ge=0)
+    mqtt_ca_file: str | None = None
     limits: Limits = Field(default_factory=Limits)
 
 
@@ -157,6 +158,7 @@ class Collector:
                 client_id=f"jieshui-collector-{self.config.collector_id}",
                 share_group=self.config.mqtt_share_group,
                 session_expiry_s=self.config.mqtt_session_expiry_s,
+                ca_file=self.config.mqtt_ca_file,
             )
             self._mqtt = MqttSource(self.broker, options, deliver_to(loop, self._queue), self._mqtt_state)
             self._mqtt.start()

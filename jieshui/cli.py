@@ -214,6 +214,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
             only=tuple(args.only or ()),
             mqtt_share_group=args.share_group or settings.mqtt_share_group,
             mqtt_session_expiry_s=settings.mqtt_session_expiry_s,
+            mqtt_ca_file=args.mqtt_ca_file or settings.mqtt_ca_file,
             poll_interval_s=args.poll_interval or settings.poll_interval_s,
             modbus_timeout_s=settings.modbus_timeout_s,
             flush_interval_s=settings.flush_interval_s,
@@ -362,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--health-port", type=int, default=None, help="/healthz and /metrics port (0: free)")
     collect.add_argument("--mqtt-url", default=None, help="broker URL (default JIESHUI_MQTT_URL)")
     collect.add_argument("--share-group", default=None, help="MQTT v5 shared subscription group")
+    collect.add_argument(
+        "--mqtt-ca-file", default=None, help="CA certificate for mqtts:// (default: system CAs)"
+    )
     collect.add_argument(
         "--poll-interval", type=float, default=None, help="override every device's interval (s)"
     )

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     # and appeals can come later, so the default is to keep everything).
     influx_retention: str = "INF"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_ca_file: str | None = None  # mqtts://: trust this CA (e.g. a self-signed broker certificate)
     db_url: str = "sqlite:///var/jieshui.sqlite3"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from devices.profile import DeviceKind
 from jieshui.inventory import load_site
@@ -35,3 +36,25 @@ def test_clock_skew_and_missing_meters_are_reported() -> None:
     # no data at all for the other meters
     assert claims["river-yearly"].verdict == "insufficient_data"
     assert [r.code for r in claims["river-yearly"].reasons] == ["no_meter_data"]
+
+
+def test_pump_energy_out_of_physics_makes_the_river_claim_not_verified() -> None:
+    site = load_site(ROOT / "examples" / "community.yaml")
+    hours = np.arange(1, 365 * 24 + 1, dtype=np.int64)
+    t = Y2025 + hours * HOUR
+    pumped = (hours % 24 == 18) * 1.3  # 1.3 m3 a day, 475 m3 a year
+    volume = 1000 + np.cumsum(pumped)
+    runtime = 50 + np.cumsum(pumped / 12)  # at the rated 12 m3/h
+    for kwh_per_m3, expected in ((0.16, None), (3.2, "pump_energy")):
+        energy = 20 + np.cumsum(pumped * kwh_per_m3)
+        pump = Series("river-pump-1", DeviceKind.RIVER_PUMP, "hs-rp55@1", 3600.0, t,
+                      {"volume_m3": volume, "runtime_h": runtime, "energy_kwh": energy})  # fmt: skip
+        result = evaluate(site, "xinjing-6", 2025, {"river-pump-1": pump})
+        claim = next(c for c in result.claims if c.id == "river-yearly")
+        codes = [r.code for r in claim.reasons]
+        assert result.figures["river-pump.pump_kwh_per_m3"] == pytest.approx(kwh_per_m3, rel=0.01)
+        if expected is None:
+            assert claim.verdict == "verified", codes
+        else:
+            assert claim.verdict == "not_verified"
+            assert codes == [expected]
