@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from devices.payload import payload_model, payload_to_quantities
 from devices.profile import Profile
-from devices.registers import codecs_for
+from devices.registers import ROLLOVER_BAND, codecs_for, rollover_values
 from store.lineprotocol import FieldValue, Point
 
 NS = 10**9
@@ -293,20 +293,6 @@ def stamp(device_time_ns: int | None, received_ns: int, limits: Limits) -> tuple
     return device_time_ns, None
 
 
-def rollovers(profile: Profile) -> dict[str, float]:
-    """Engineering value at which each totalizer register wraps."""
-    out: dict[str, float] = {}
-    for codec in codecs_for(profile):
-        reg = codec.register
-        if codec.rollover is not None and profile.quantity[reg.quantity].totalizer:
-            out[reg.quantity] = codec.rollover * abs(reg.scale) + reg.offset
-    return out
-
-
-#: A drop to below this share of the rollover value, from above (1 - share), is a wrap, not a reset.
-ROLLOVER_BAND = 0.1
-
-
 def totalize(
     profile: Profile, state: DeviceState, values: Mapping[str, FieldValue], time_ns: int
 ) -> tuple[dict[str, float], tuple[MeterEvent, ...], DeviceState, bool]:
@@ -321,7 +307,7 @@ def totalize(
     - a late reading (its time is before the last counted one): delta 0, the state is unchanged,
       since the later reading already counted its water.
     """
-    wraps = rollovers(profile)
+    wraps = rollover_values(profile)
     if state.last_time_ns and time_ns <= state.last_time_ns:
         zero = {q.name: 0.0 for q in profile.quantities if q.totalizer and q.name in values}
         return zero, (), state, True

@@ -64,6 +64,27 @@ def _build_codecs(profile: Profile) -> tuple[RegisterCodec, ...]:
     return tuple(out)
 
 
+#: A drop from above (1 - band) x rollover to below band x rollover is a register wrap, not a reset
+#: (the collector's totalizer logic and verification's consumption both use it).
+ROLLOVER_BAND = 0.1
+
+_ROLLOVERS: dict[str, tuple[Profile, dict[str, float]]] = {}
+
+
+def rollover_values(profile: Profile) -> dict[str, float]:
+    """Engineering value at which each totalizer register of the profile wraps, worked out once."""
+    cached = _ROLLOVERS.get(profile.ref)
+    if cached is not None and cached[0] is profile:
+        return cached[1]
+    values: dict[str, float] = {}
+    for codec in codecs_for(profile):
+        reg = codec.register
+        if codec.rollover is not None and profile.quantity[reg.quantity].totalizer:
+            values[reg.quantity] = codec.rollover * abs(reg.scale) + reg.offset
+    _ROLLOVERS[profile.ref] = (profile, values)
+    return values
+
+
 def encode_values(profile: Profile, values: Mapping[str, float | bool]) -> Image:
     """The register image a device shows for these quantity values (quantities absent are skipped)."""
     image: Image = {"holding": {}, "input": {}, "coil": {}, "discrete": {}}

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from devices.profile import DeviceKind, Profile, find_profile
-from devices.registers import codecs_for
+from devices.registers import codecs_for, rollover_values
 from jieshui.faults import Reset, Rollover, Spike, Stuck, Tamper
 from jieshui.inventory import Community, Device, District, Facility, FacilityKind, Site
 from simulators import physics
@@ -125,15 +125,13 @@ def _meter_for(profile: Profile, seed: int, key: str) -> _Meter:
             in_service = profile.kind is not DeviceKind.CAR_WASH and q.unit in ("m3", "h", "kWh")
             start[q.name] = float(rng.uniform(100, 5000)) if in_service else 0.0
     resolution: dict[str, float] = {}
-    rollover: dict[str, float] = {}
     for codec in codecs_for(profile):
         reg = codec.register
         if reg.type not in ("f32", "f64", "bool"):
             resolution[reg.quantity] = abs(reg.scale)
-        if codec.rollover is not None and profile.quantity[reg.quantity].totalizer:
-            rollover[reg.quantity] = codec.rollover * abs(reg.scale)
-            # Start within the register's range, whatever the random reading.
-            start[reg.quantity] = start.get(reg.quantity, 0.0) % rollover[reg.quantity]
+    rollover = rollover_values(profile)
+    for quantity, wrap in rollover.items():
+        start[quantity] = start.get(quantity, 0.0) % wrap  # within the register's range, whatever the reading
     if profile.mqtt is not None:
         for f in profile.mqtt.fields:
             if f.quantity is not None and f.type == "number":

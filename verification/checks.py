@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from devices.registers import ROLLOVER_BAND
+
 NS = 10**9
 DAY_NS = 86400 * NS
 SHANGHAI_OFFSET_NS = 8 * 3600 * NS
@@ -35,10 +37,6 @@ class Consumption:
     resets: list[int] = field(default_factory=list)  # indices of intervals where the meter restarted
     rollovers: list[int] = field(default_factory=list)
     duplicates: int = 0  # readings sharing a timestamp with an earlier one (counted once)
-
-
-#: A drop from above (1 - band) x rollover to below band x rollover is a register wrap.
-ROLLOVER_BAND = 0.1
 
 
 def consumption(time_ns: I64, cumulative: F64, rollover: float | None = None) -> Consumption:

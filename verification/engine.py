@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from devices.profile import DeviceKind, find_profile
-from devices.registers import codecs_for
+from devices.registers import rollover_values
 from jieshui.inventory import Claim, Community, Facility, FacilityKind, Measure, Site
 from store.influx import InfluxStore, quote_ident
 from verification import checks
@@ -132,13 +132,6 @@ def read_community(store: InfluxStore, site: Site, community_id: str, year: int)
     return out
 
 
-def _rollover(profile_ref: str, quantity: str) -> float | None:
-    for codec in codecs_for(find_profile(profile_ref)):
-        if codec.register.quantity == quantity and codec.rollover is not None:
-            return codec.rollover * abs(codec.register.scale) + codec.register.offset
-    return None
-
-
 @dataclass
 class _Metered:
     """A totalizer's consumption with its daily sums and audit."""
@@ -148,16 +141,21 @@ class _Metered:
     audit: MeterAudit
     sufficiency: checks.Sufficiency
 
+    def mark_stuck(self, meter: str, start: int, end: int, period: Period) -> Text:
+        """Record a stuck run in this meter's edit log; return the finding for the facility."""
+        self.audit.flat_runs.append((period.date(start), period.date(end)))
+        return say("stuck_meter", meter=meter, start=period.date(start), end=period.date(end))
+
 
 Meters = dict[tuple[str, str], _Metered]
 
 
-def _meter(series: Series, quantity: str, unit: str, period: Period, moving: np.ndarray | None) -> _Metered:
+def _meter(series: Series, quantity: str, period: Period) -> _Metered:
     col = series.columns.get(quantity)
     present = np.isfinite(col) if col is not None else np.zeros(0, dtype=bool)
     t = series.time_ns[present] if col is not None else np.zeros(0, dtype=np.int64)
     v = col[present] if col is not None else np.zeros(0)
-    use = checks.consumption(t, v, _rollover(series.profile, quantity))
+    use = checks.consumption(t, v, rollover_values(find_profile(series.profile)).get(quantity))
     daily = checks.daily_sum(use.time_ns, use.delta, period.first_day, period.days)
     # Expected rate: the device's poll interval, or the data's own regular spacing when it was recorded
     # coarser (history backfilled at 5 minutes, a car-wash unit's 15-minute status messages).
@@ -174,7 +172,6 @@ def _meter(series: Series, quantity: str, unit: str, period: Period, moving: np.
         else np.zeros(0, dtype=np.int64)
     )
     spike_days = np.flatnonzero(suff.valid_days)[spikes] if len(spikes) else spikes
-    flat = checks.flat_runs(daily, moving & suff.valid_days) if moving is not None else []
     findings: list[Text] = []
     meter = f"{series.device} {quantity}"
     if not suff.sufficient:
@@ -182,8 +179,6 @@ def _meter(series: Series, quantity: str, unit: str, period: Period, moving: np.
         findings.append(
             say("insufficient_data", meter=meter, share=suff.valid_share, months=", ".join(bad) or "-")
         )
-    for start, end in flat:
-        findings.append(say("stuck_meter", meter=meter, start=period.date(start), end=period.date(end)))
     if use.resets:
         findings.append(say("meter_reset", meter=meter, count=len(use.resets)))
     excluded = float(daily[spike_days].sum()) if len(spike_days) else 0.0
@@ -203,7 +198,7 @@ def _meter(series: Series, quantity: str, unit: str, period: Period, moving: np.
         ],
         total=total,
         spike_days=[period.date(i) for i in spike_days],
-        flat_runs=[(period.date(a), period.date(b)) for a, b in flat],
+        flat_runs=[],  # filled by the facility checks, which know which neighbour must have moved
         resets=len(use.resets),
         rollovers=len(use.rollovers),
         duplicates=use.duplicates,
@@ -239,7 +234,7 @@ def evaluate(site: Site, community_id: str, year: int, data: dict[str, Series]) 
             profile = find_profile(device.profile)
             for q in profile.quantities:
                 if q.totalizer and q.name in series.columns:
-                    meters[(device.id, q.name)] = _meter(series, q.name, q.unit, period, None)
+                    meters[(device.id, q.name)] = _meter(series, q.name, period)
         if facility.kind is FacilityKind.RAINWATER_HARVESTING:
             _rainwater(ctx, facility, flags, measured)
             rain = next(
@@ -369,11 +364,7 @@ def _rainwater(ctx: _Context, facility: Facility, flags: list[Text], measured: d
     if runtime is not None:
         moving = runtime.daily > 0
         for start, end in checks.flat_runs(supply.daily, moving & ~np.isnan(supply.daily)):
-            flags.append(
-                say(
-                    "stuck_meter", meter=f"{device} supply_m3", start=period.date(start), end=period.date(end)
-                )
-            )
+            flags.append(supply.mark_stuck(f"{device} supply_m3", start, end, period))
     # Supply must have been treated (the reuse pump draws from the treatment unit): a supply totalizer
     # running ahead of the treated one has been inflated.
     if treated is not None:
@@ -516,9 +507,7 @@ def _master(ctx: _Context, facility: Facility, flags: list[Text], measured: dict
     # A community with residents never uses no water for a day: zero-use runs are a stuck meter.
     stuck = checks.flat_runs(master.daily, np.ones(period.days, dtype=bool), min_days=2)
     for start, end in stuck:
-        flags.append(
-            say("stuck_meter", meter=f"{device} volume_m3", start=period.date(start), end=period.date(end))
-        )
+        flags.append(master.mark_stuck(f"{device} volume_m3", start, end, period))
     valid = np.ones(period.days, dtype=bool)
     for s, e in stuck:
         valid[s:e] = False

@@ -4,7 +4,6 @@ up, across influxd killed and restarted, the collector killed and restarted, and
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 import time
 from pathlib import Path
@@ -13,13 +12,11 @@ import pytest
 
 from jieshui.services import InfluxServer, MosquittoServer
 from jieshui.settings import parse_mqtt_url
-from simulators.model import SHANGHAI
 from simulators.runner import start_live
 from store.influx import InfluxConfig, InfluxStore
 from tests.collector.conftest import CollectorProcess
-from tests.simulators.conftest import make_site
+from tests.simulators.conftest import MORNING, acknowledged, make_site
 
-MORNING = int(dt.datetime(2025, 7, 15, 9, 0, tzinfo=SHANGHAI).timestamp()) * 10**9  # car washes come
 MODBUS_KINDS = ("rainwater_system", "water_meter", "river_pump")
 TOTALIZERS = {
     "rainwater_system": ["rain_mm", "supply_m3", "makeup_m3", "inflow_m3", "overflow_m3", "treated_m3"],
@@ -74,7 +71,7 @@ def test_every_reading_exactly_once_across_crashes_and_restarts(tmp_path: Path) 
     store = InfluxStore(InfluxConfig(url=influxd.url, database="once"))
     try:
         # MQTT: every message the broker accepted from the simulated car-wash unit is stored once.
-        published = [m for d in sim.mqtt.devices for m in d.acknowledged] if sim.mqtt else []
+        published = acknowledged(sim)
         assert len(published) > 20
         (wash,) = store.query("SELECT raw_sha256, wash_count FROM car_wash")
         assert len(wash) == len(published) == counters["accepted_mqtt"]

@@ -4,20 +4,16 @@ accepted arrives exactly once."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import time
 from pathlib import Path
 
 from jieshui.services import InfluxServer, MosquittoServer, free_port
 from jieshui.settings import parse_mqtt_url
-from simulators.model import SHANGHAI
 from simulators.runner import start_live
 from store.influx import InfluxConfig, InfluxStore
 from tests.collector.conftest import CollectorProcess
-from tests.simulators.conftest import make_site
-
-MORNING = int(dt.datetime(2025, 7, 15, 9, 0, tzinfo=SHANGHAI).timestamp()) * 10**9
+from tests.simulators.conftest import MORNING, acknowledged, make_site
 
 
 def test_full_buffer_refuses_loudly_and_the_broker_keeps_the_messages(
@@ -52,7 +48,7 @@ def test_full_buffer_refuses_loudly_and_the_broker_keeps_the_messages(
     }
     assert refused["modbus"] > 0
     assert refused["mqtt"] > 0
-    published = [m for d in sim.mqtt.devices for m in d.acknowledged] if sim.mqtt else []
+    published = acknowledged(sim)
     with InfluxStore(InfluxConfig(url=influxd.url, database="t_full")) as store:
         (wash,) = store.query("SELECT wash_count FROM car_wash")
         assert len(wash) == len(published)

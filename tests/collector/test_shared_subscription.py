@@ -3,20 +3,16 @@ broker accepted is stored once, and each collector took a share."""
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 import time
 from pathlib import Path
 
 from jieshui.services import InfluxServer, MosquittoServer
 from jieshui.settings import parse_mqtt_url
-from simulators.model import SHANGHAI
 from simulators.runner import start_live
 from store.influx import InfluxConfig, InfluxStore
 from tests.collector.conftest import CollectorProcess
-from tests.simulators.conftest import make_site
-
-MORNING = int(dt.datetime(2025, 7, 15, 9, 0, tzinfo=SHANGHAI).timestamp()) * 10**9
+from tests.simulators.conftest import MORNING, acknowledged, make_site
 
 
 def test_two_collectors_share_the_messages_without_loss_or_double(
@@ -45,7 +41,7 @@ def test_two_collectors_share_the_messages_without_loss_or_double(
         sim.stop()
         for c in collectors:
             c.stop()
-    published = [m for d in sim.mqtt.devices for m in d.acknowledged] if sim.mqtt else []
+    published = acknowledged(sim)
     shares = [
         dict(sqlite3.connect(c.buffer).execute("SELECT name, value FROM counter").fetchall()).get(
             "accepted_mqtt", 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,8 +11,17 @@ import yaml
 
 from jieshui.inventory import Site
 from jieshui.services import free_port
+from simulators.model import SHANGHAI
+from simulators.runner import LiveSimulation
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
+#: 09:00 local on a summer day: the car-wash point is open, washes arrive within seconds when accelerated.
+MORNING = int(dt.datetime(2025, 7, 15, 9, 0, tzinfo=SHANGHAI).timestamp()) * 10**9
+
+
+def acknowledged(sim: LiveSimulation) -> list[bytes]:
+    """Every payload the broker acknowledged from the simulated MQTT devices: what was published."""
+    return [m for d in sim.mqtt.devices for m in d.acknowledged] if sim.mqtt else []
 
 
 def make_site(

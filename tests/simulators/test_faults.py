@@ -16,10 +16,8 @@ from jieshui.services import MosquittoServer
 from jieshui.settings import parse_mqtt_url
 from simulators.model import SHANGHAI, SiteModel
 from simulators.runner import start_live, with_faults
-from tests.simulators.conftest import make_site
+from tests.simulators.conftest import MORNING, make_site
 from tests.simulators.test_modbus_face import FROZEN_AT, mbpoll
-
-MORNING = int(dt.datetime(2025, 7, 15, 9, 0, tzinfo=SHANGHAI).timestamp()) * 10**9
 
 
 def _series(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import subprocess
 from pathlib import Path
@@ -14,12 +13,9 @@ from devices.payload import payload_model
 from jieshui.inventory import Site
 from jieshui.services import MosquittoServer
 from jieshui.settings import parse_mqtt_url
-from simulators.model import SHANGHAI
 from simulators.runner import start_live
-from tests.simulators.conftest import make_site
+from tests.simulators.conftest import MORNING, make_site
 
-# 09:00 local: the car-wash point is open, washes arrive within seconds at 3600x.
-MORNING = int(dt.datetime(2025, 7, 15, 9, 0, tzinfo=SHANGHAI).timestamp()) * 10**9
 TOPIC = "jieshui/changning/xinjing-6/car-wash-1"
 
 

@@ -92,6 +92,8 @@ def test_stuck_meter_is_caught(faulty_year: SimulatedYear) -> None:
     stuck = [r for r in claim.reasons if r.code == "stuck_meter"]
     assert stuck
     assert "2025-03-10" in stuck[0].en
+    audit = next(m for m in result.meters if m.device == "master-meter" and m.quantity == "volume_m3")
+    assert audit.flat_runs[0][0] == "2025-03-10"  # the edit log records the stuck run too
 
 
 def test_a_month_with_missing_data_is_insufficient_with_the_gap_shown(faulty_year: SimulatedYear) -> None:
