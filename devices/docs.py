@@ -71,7 +71,8 @@ def profile_section(profile: Profile) -> list[str]:
         out += [
             "MQTT: JSON on `jieshui/<district>/<community>/<device>/telemetry`, QoS 1; retained "
             '`.../status` `{"online": true}` with a last will `{"online": false}`. '
-            f"Timestamp key `{s.timestamp_key}` ({s.timestamp_format}); sequence key `{s.sequence_key}`.",
+            f"Timestamp key `{s.timestamp_key}` ({s.timestamp_format}); sequence key `{s.sequence_key}`."
+            + (f" Reports at least every {s.report_interval_s:g} s." if s.report_interval_s else ""),
             "",
             "| key | quantity | JSON type | required | quantity = value x |",
             "| --- | --- | --- | --- | --- |",

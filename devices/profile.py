@@ -120,6 +120,9 @@ class MqttSchema(_Model):
     timestamp_key: str | None = "ts"
     timestamp_format: Literal["epoch_ms", "epoch_s", "iso8601"] = "epoch_ms"
     sequence_key: str | None = None  # a per-device message counter, for de-duplication
+    # The longest a healthy device stays quiet (a status message at least this often); event-driven
+    # devices send more on events. None: it reports at the poll interval the inventory gives.
+    report_interval_s: float | None = Field(default=None, gt=0)
     fields: list[MqttField] = Field(min_length=1)
 
 

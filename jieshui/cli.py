@@ -291,6 +291,90 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_url(args: argparse.Namespace) -> str:
+    from jieshui.settings import Settings
+
+    return str(args.db_url or Settings().db_url)
+
+
+def _cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from api.db import Database
+    from api.deps import ApiContext
+    from jieshui.logs import configure_logging
+    from jieshui.settings import Settings
+    from store.influx import InfluxStore
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    site = _load_site_or_exit(args.site)
+    ctx = ApiContext(site=site, db=Database(_db_url(args)), store=InfluxStore(_influx_config(args, settings)))
+    print(f"jieshui api: http://{args.host}:{args.port}/docs (SQL: {ctx.db.engine.url!r})", file=sys.stderr)
+    uvicorn.run(create_app(ctx), host=args.host, port=args.port, log_level=settings.log_level.lower())
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from api.auth import Role, audit, create_key, list_keys, revoke_key
+    from api.db import Database
+    from api.errors import ApiError
+    from api.routes.admin import check_scope
+
+    db = Database(_db_url(args))
+    now = dt.datetime.now(dt.UTC)
+    try:
+        if args.action == "create":
+            role = Role(args.role)
+            communities = list(args.community or [])
+            if args.site:
+                try:
+                    check_scope(_load_site_or_exit(args.site), role, communities)
+                except ApiError as exc:
+                    print(f"jieshui keys create: {exc.code}: {exc.params}", file=sys.stderr)
+                    return EXIT_INVALID
+            elif role is Role.MANAGER and not communities:
+                print("jieshui keys create: a manager key needs --community", file=sys.stderr)
+                return EXIT_INVALID
+            with db.session() as s:
+                row, text = create_key(s, role, communities, args.label or "", "cli", now)
+                audit(s, "cli", "admin", "key.create", f"key/{row.id}", now, key_role=str(role),
+                      communities=row.communities, label=row.label)  # fmt: skip
+            print(text)  # the only time the key is shown
+            print(
+                f"key {row.id}: role {row.role}, communities {','.join(row.communities) or '-'}",
+                file=sys.stderr,
+            )
+        elif args.action == "list":
+            with db.session() as s:
+                for k in list_keys(s):
+                    state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
+                    print(f"{k.id}\t{k.role}\t{','.join(k.communities) or '-'}\t{state}\t{k.label}")
+        else:
+            with db.session() as s:
+                revoked = revoke_key(s, args.key_id, now)
+                if revoked is None:
+                    print(f"jieshui keys revoke: no key {args.key_id!r}", file=sys.stderr)
+                    return EXIT_INVALID
+                audit(s, "cli", "admin", "key.revoke", f"key/{args.key_id}", now)
+            print(f"revoked {args.key_id}")
+    finally:
+        db.close()
+    return 0
+
+
+def _cmd_db(args: argparse.Namespace) -> int:
+    from api.db import Database
+
+    db = Database(_db_url(args))  # migrates on open
+    print(f"{db.engine.url!r}: schema up to date")
+    db.close()
+    return 0
+
+
 def _site_option(parser: argparse.ArgumentParser) -> None:
     site = _env("SITE")
     parser.add_argument("--site", required=site is None, default=site, help="inventory YAML file")
@@ -299,6 +383,12 @@ def _site_option(parser: argparse.ArgumentParser) -> None:
 def _influx_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--influx-url", default=None, help="InfluxDB URL (default JIESHUI_INFLUX_URL)")
     parser.add_argument("--influx-database", default=None, help="database (default JIESHUI_INFLUX_DATABASE)")
+
+
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db-url", default=None, help="SQLAlchemy URL (default JIESHUI_DB_URL, else SQLite in var/)"
+    )
 
 
 def _influx_config(args: argparse.Namespace, settings: Any) -> Any:
@@ -392,6 +482,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _influx_options(verify)
     verify.set_defaults(func=_cmd_verify)
+
+    api = sub.add_parser(
+        "api",
+        help="serve the HTTP API (FastAPI, uvicorn)",
+        description="Serve the API for property managers and evaluators; OpenAPI at /docs and /openapi.json. "
+        "The SQL database (JIESHUI_DB_URL, SQLite by default) is migrated on start.",
+    )
+    _site_option(api)
+    api.add_argument("--host", default=_env("API_HOST", "127.0.0.1"), help="address (JIESHUI_API_HOST)")
+    api.add_argument(
+        "--port", type=int, default=int(_env("API_PORT", "8000") or 8000), help="port (JIESHUI_API_PORT)"
+    )
+    _db_option(api)
+    _influx_options(api)
+    api.set_defaults(func=_cmd_api)
+
+    keys = sub.add_parser(
+        "keys", help="create, list or revoke API keys",
+        description="`create --role manager --community ID` prints a new key once (only its hash is stored).",
+    )  # fmt: skip
+    key_actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    kc = key_actions.add_parser("create", help="create a key and print it once")
+    kc.add_argument("--role", required=True, choices=["admin", "manager", "evaluator"])
+    kc.add_argument("--community", action="append", help="a community a manager key sees (repeatable)")
+    kc.add_argument("--label", default="", help="who holds the key (shown in the audit log)")
+    kc.add_argument("--site", default=_env("SITE"), help="inventory to check --community against")
+    kl = key_actions.add_parser("list", help="list keys (never their secrets)")
+    kr = key_actions.add_parser("revoke", help="revoke a key and its tokens")
+    kr.add_argument("key_id")
+    for p in (kc, kl, kr):
+        _db_option(p)
+        p.set_defaults(func=_cmd_keys)
+
+    db = sub.add_parser("db", help="create or upgrade the SQL schema (Alembic)")
+    db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = db_actions.add_parser("upgrade", help="migrate to the newest schema")
+    _db_option(up)
+    up.set_defaults(func=_cmd_db)
 
     profiles = sub.add_parser(
         "profiles",

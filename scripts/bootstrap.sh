@@ -23,6 +23,23 @@ if [ ${#missing[@]} -gt 0 ]; then
     # Debian's packages start system services where systemd runs; ours are started by the project itself.
 fi
 
+# PostgreSQL for the API's SQL tests: the server on 127.0.0.1:5432 when one answers (as on the CI
+# machine); otherwise Debian's, installed and started here, with a password for TCP logins.
+if ! (command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432); then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "bootstrap: no PostgreSQL on 127.0.0.1:5432; run as root to install one" >&2
+        exit 1
+    fi
+    echo "bootstrap: installing and starting PostgreSQL"
+    export DEBIAN_FRONTEND=noninteractive
+    dpkg-query -W -f='${Status}' postgresql 2>/dev/null | grep -q "install ok installed" \
+        || { apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
+    version=$(ls /etc/postgresql | sort -V | tail -1)
+    pg_ctlcluster "$version" main start || true
+    for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+    su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'jieshui'\""  # tests' default URL
+fi
+
 # The interpreter: python3 on PATH if it is >= 3.11 and can make a venv, else Debian's.
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then

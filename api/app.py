@@ -1,0 +1,66 @@
+"""The FastAPI application: `create_app(context)`; `jieshui api` serves it with uvicorn.
+
+Only /docs, /openapi.json and /healthz answer without a key (and /auth/token, which takes the key in
+its form); every other route depends on the caller (`api.deps.PrincipalDep`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from api import errors
+from api.deps import ApiContext
+from api.errors import ErrorResponse
+from api.routes import admin, registry, series, status, verification
+
+DESCRIPTION = """\
+节水型小区 telemetry and verification: registry, live status and alerts for property managers,
+verification, reports and decisions for evaluators.
+
+Authenticate with `X-API-Key: jsk_...`, or `Authorization: Bearer <key or token>` (tokens from
+`POST /auth/token`). Errors carry a machine-readable `code` and a message in the language of
+`Accept-Language` (zh-CN by default, or en).
+"""
+
+#: Every route may answer with these; they share one body (api.errors.ErrorResponse).
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in [
+        (401, "no or bad credentials"),
+        (403, "the role may not do this"),
+        (404, "not found, or not visible to the caller"),
+        (422, "invalid request"),
+        (503, "the time-series store is unavailable"),
+    ]
+}
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="Jieshui 节水 API",
+        version="1",
+        description=DESCRIPTION,
+        responses=ERROR_RESPONSES,
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    for module in (admin, registry, status, series, verification):
+        app.include_router(module.router)
+    return app
+
+
+def build_context(site_path: Path, db_url: str | None = None) -> ApiContext:
+    """The context `jieshui api` runs with: the inventory, SQL (migrated) and InfluxDB from settings."""
+    from api.db import Database
+    from jieshui.inventory import load_site
+    from jieshui.settings import Settings
+    from store.influx import InfluxConfig, InfluxStore
+
+    settings = Settings()
+    return ApiContext(
+        site=load_site(site_path),
+        db=Database(db_url or settings.db_url),
+        store=InfluxStore(InfluxConfig.from_settings(settings)),
+    )

@@ -1,0 +1,114 @@
+"""What every route needs, as `Annotated` dependencies: the app context, the caller, the community the
+caller asked for (404 when they may not see it), the caller's language."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request, Security
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+
+from api.auth import Principal, authenticate
+from api.db import Database
+from api.errors import ApiError, Lang, negotiate_lang
+from api.live import Thresholds
+from devices.profile import Profile, find_profile
+from jieshui.inventory import Community, Device, District, Facility, Site
+from store.influx import InfluxStore
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class ApiContext:
+    """The app's long-lived collaborators; one per process, on `app.state.ctx`."""
+
+    site: Site
+    db: Database
+    store: InfluxStore
+    clock: Callable[[], dt.datetime] = utc_now  # tests pin "now" to the end of their backfilled data
+    limits: Thresholds = field(default_factory=Thresholds)
+    token_ttl_s: float = 3600.0
+    max_points: int = 10_000
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+
+def get_ctx(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+CtxDep = Annotated[ApiContext, Depends(get_ctx)]
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key, `jsk_...`")
+bearer = OAuth2PasswordBearer(
+    tokenUrl="/auth/token",
+    auto_error=False,
+    description="A token from /auth/token, or an API key sent as a bearer token",
+)
+
+
+def get_principal(
+    ctx: CtxDep,
+    key: Annotated[str | None, Security(api_key_header)],
+    token: Annotated[str | None, Security(bearer)],
+) -> Principal:
+    with ctx.db.session() as s:
+        return authenticate(s, key or token, ctx.now())
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_lang(accept_language: Annotated[str | None, Header()] = None) -> Lang:
+    return negotiate_lang(accept_language)
+
+
+LangDep = Annotated[Lang, Depends(get_lang)]
+
+CommunityId = Annotated[str, Path(min_length=1, max_length=64, description="inventory id, e.g. xinjing-6")]
+
+
+@dataclass(frozen=True)
+class Scoped:
+    """A community the caller may see, with its district."""
+
+    district: District
+    community: Community
+
+    def device(self, device_id: str) -> tuple[Facility, Device, Profile]:
+        for facility, device in self.community.devices():
+            if device.id == device_id:
+                return facility, device, find_profile(device.profile)
+        raise ApiError("device_not_found", community=self.community.id, device=device_id)
+
+
+def find_community(ctx: ApiContext, principal: Principal, community_id: str) -> Scoped:
+    """The community, or 404 if it does not exist *or* the caller may not see it (the same answer)."""
+    if principal.sees(community_id):
+        for district, community in ctx.site.communities():
+            if community.id == community_id:
+                return Scoped(district, community)
+    raise ApiError("community_not_found", community=community_id)
+
+
+def get_scoped(ctx: CtxDep, principal: PrincipalDep, community_id: CommunityId) -> Scoped:
+    return find_community(ctx, principal, community_id)
+
+
+ScopedDep = Annotated[Scoped, Depends(get_scoped)]
+
+
+def interval_s(device: Device, profile: Profile) -> float:
+    """How often a device reports: a polled device at its poll interval; an MQTT device at least every
+    `report_interval_s` of its profile (it may send more often, on events)."""
+    if device.connection.protocol == "mqtt" and profile.mqtt is not None and profile.mqtt.report_interval_s:
+        return profile.mqtt.report_interval_s
+    return device.poll_interval_s

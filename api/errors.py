@@ -1,0 +1,238 @@
+"""API errors: a machine-readable code, the HTTP status, and a message in zh-CN or en.
+
+Every 4xx the API sends has the same body, `{"error": {"code", "message", "lang", "details"}}`; the
+language comes from `Accept-Language` (zh-CN unless the caller prefers English). One catalogue here, so
+the wording of both languages is reviewed in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from jieshui.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+Lang = Literal["zh-CN", "en"]
+
+#: code -> (HTTP status, zh-CN, en). Messages may quote the error's params by name.
+ERRORS: dict[str, tuple[int, str, str]] = {
+    "unauthenticated": (
+        401,
+        "缺少或无效的凭据（X-API-Key 或 Bearer 令牌）",
+        "missing or invalid credentials (X-API-Key or Bearer token)",
+    ),
+    "token_expired": (401, "访问令牌已过期，请重新获取", "the access token has expired; request a new one"),
+    "key_revoked": (401, "该 API 密钥已被吊销", "this API key has been revoked"),
+    "forbidden_role": (
+        403,
+        "角色 {role} 无权执行此操作（需要：{allowed}）",
+        "role {role} may not do this (needs: {allowed})",
+    ),
+    "district_not_found": (404, "未找到区 {district}", "district {district} not found"),
+    "community_not_found": (404, "未找到小区 {community}", "community {community} not found"),
+    "device_not_found": (
+        404,
+        "小区 {community} 中未找到设备 {device}",
+        "device {device} not found in community {community}",
+    ),
+    "alert_not_found": (404, "未找到告警 {alert}", "alert {alert} not found"),
+    "key_not_found": (404, "未找到 API 密钥 {key}", "API key {key} not found"),
+    "verification_not_run": (
+        404,
+        "{community} {year} 年尚未运行核验",
+        "verification has not been run for {community} {year}",
+    ),
+    "not_found": (404, "路径 {path} 不存在", "path {path} does not exist"),
+    "method_not_allowed": (405, "{path} 不支持方法 {method}", "method {method} is not allowed on {path}"),
+    "not_acceptable": (406, "无法提供所请求的格式", "the requested format cannot be served"),
+    "invalid_request": (422, "请求无效：{fields}", "invalid request: {fields}"),
+    "unknown_quantity": (
+        422,
+        "{scope} 没有计量量 {quantity}（可选：{known}）",
+        "{scope} measures no quantity {quantity} (known: {known})",
+    ),
+    "not_numeric": (
+        422,
+        "计量量 {quantity} 不是数值，无法聚合",
+        "quantity {quantity} is not numeric and cannot be aggregated",
+    ),
+    "bad_time_range": (
+        422,
+        "时间范围无效：开始 {start} 须早于结束 {end}，且在 2000–2100 年之间",
+        "invalid time range: start {start} must be before end {end}, both within 2000-2100",
+    ),
+    "too_many_points": (
+        422,
+        "请求将返回 {points} 个点，超过上限 {limit}；请加大窗口或缩短时间范围",
+        "the request would return {points} points, over the limit of {limit}; "
+        "use a longer window or a shorter range",
+    ),
+    "year_out_of_range": (
+        422,
+        "年份 {year} 超出范围（{first}–{last}）",
+        "year {year} is out of range ({first}-{last})",
+    ),
+    "invalid_communities": (
+        422,
+        "管理员角色须指定其管辖的小区；未知小区：{unknown}",
+        "a manager key needs the communities it manages; unknown: {unknown}",
+    ),
+    "communities_not_allowed": (
+        422,
+        "只有 manager 角色的密钥限定小区",
+        "only manager keys are scoped to communities",
+    ),
+    "bad_request": (400, "请求无效：{reason}", "bad request: {reason}"),
+    "unsupported_grant": (
+        400,
+        "不支持的授权类型 {grant}（支持 client_credentials 与 password）",
+        "unsupported grant type {grant} (client_credentials and password are supported)",
+    ),
+    "store_unavailable": (
+        503,
+        "时序数据库暂不可用：{reason}",
+        "the time-series store is unavailable: {reason}",
+    ),
+    "internal_error": (
+        500,
+        "服务器内部错误（已记录，编号 {ref}）",
+        "internal server error (logged as {ref})",
+    ),
+}
+
+
+class ErrorDetail(BaseModel):
+    """One problem with one part of a request (validation errors list every field)."""
+
+    loc: list[str | int]
+    type: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    lang: Lang
+    details: list[ErrorDetail] = []
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorBody
+
+
+class ApiError(Exception):
+    """Raised by routes; rendered by the handler in the caller's language."""
+
+    def __init__(self, code: str, headers: dict[str, str] | None = None, **params: Any) -> None:
+        super().__init__(code)
+        self.code = code
+        self.status = ERRORS[code][0]
+        self.params = params
+        self.headers = headers
+        self.details: list[ErrorDetail] = []
+
+
+def negotiate_lang(accept_language: str | None, default: Lang = "zh-CN") -> Lang:
+    """The caller's language from an Accept-Language header: the first of zh*/en by q-value."""
+    if not accept_language:
+        return default
+    ranked: list[tuple[float, int, str]] = []
+    for i, part in enumerate(accept_language.split(",")):
+        tag, _, rest = part.strip().partition(";")
+        q = 1.0
+        if rest.strip().startswith("q="):
+            try:
+                q = float(rest.strip()[2:])
+            except ValueError:
+                q = 0.0
+        ranked.append((-q, i, tag.strip().lower()))
+    for neg_q, _, tag in sorted(ranked):
+        if neg_q >= 0:
+            continue
+        if tag.startswith("zh"):
+            return "zh-CN"
+        if tag.startswith("en"):
+            return "en"
+    return default
+
+
+def message(code: str, lang: Lang, **params: Any) -> str:
+    _, zh, en = ERRORS[code]
+    text = zh if lang == "zh-CN" else en
+    try:
+        return text.format(**params)
+    except (KeyError, IndexError):  # a missing parameter must not turn an error into a crash
+        return text
+
+
+def error_response(
+    request: Request,
+    code: str,
+    details: list[ErrorDetail] | None = None,
+    headers: dict[str, str] | None = None,
+    **params: Any,
+) -> JSONResponse:
+    lang = negotiate_lang(request.headers.get("accept-language"))
+    body = ErrorResponse(
+        error=ErrorBody(code=code, message=message(code, lang, **params), lang=lang, details=details or [])
+    )
+    return JSONResponse(
+        body.model_dump(), status_code=ERRORS[code][0], headers={"Content-Language": lang, **(headers or {})}
+    )
+
+
+def _validation_details(exc: RequestValidationError) -> list[ErrorDetail]:
+    out = []
+    for err in exc.errors():
+        loc = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
+        out.append(
+            ErrorDetail(loc=loc, type=str(err.get("type", "invalid")), message=str(err.get("msg", "")))
+        )
+    return out
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that give every error the one body and language."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(request, exc.code, exc.details, exc.headers, **exc.params)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = _validation_details(exc)
+        fields = ", ".join(".".join(str(p) for p in d.loc) for d in details) or "?"
+        return error_response(request, "invalid_request", details, fields=fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            return error_response(request, "method_not_allowed", method=request.method, path=request.url.path)
+        if exc.status_code == 404:
+            return error_response(request, "not_found", path=request.url.path)
+        if exc.status_code == 401:
+            return error_response(request, "unauthenticated", headers={"WWW-Authenticate": "Bearer"})
+        # Anything else Starlette raises on its own (400 on a malformed form, ...) is a bad request.
+        return error_response(request, "bad_request", reason=str(exc.detail))
+
+    @app.exception_handler(StoreError)
+    async def _store(request: Request, exc: StoreError) -> JSONResponse:
+        log.warning("store error on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(request, "store_unavailable", reason=str(exc), headers={"Retry-After": "30"})
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        ref = uuid.uuid4().hex[:12]
+        log.exception("unhandled error %s on %s %s", ref, request.method, request.url.path)
+        return error_response(request, "internal_error", ref=ref)

@@ -1,0 +1,158 @@
+"""The InfluxQL the API runs: latest readings, per-bucket totalizer growth, recent series, meter events
+and dead letters of one community. Aggregation happens in InfluxDB; what comes back is small.
+
+Every query binds tag values and times as parameters (`$c`, `$a`...) and names only identifiers that
+come from the profiles, so nothing a caller sends is pasted into InfluxQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from api.live import F64, I64, DeadLetterView, EventView, bucket_increments
+from devices.profile import Profile
+from devices.registers import rollover_values
+from store.influx import InfluxStore, quote_ident
+
+#: Tags every point carries; `SELECT *` returns them as columns, they are not readings.
+TAG_COLUMNS = frozenset({"district", "community", "device", "kind", "collector", "profile"})
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class Latest:
+    time_ns: int
+    values: dict[str, Any]  # quantity -> value as stored (None for a field absent in that point)
+
+
+def latest(
+    store: InfluxStore, profile: Profile, community: str, device: str, since_ns: int, now_ns: int
+) -> Latest | None:
+    """The device's newest point at or before `now_ns` (looking back to `since_ns`)."""
+    names = [q.name for q in profile.quantities]
+    select = ", ".join(quote_ident(n) for n in names)
+    found = store.query(
+        f"SELECT {select} FROM {quote_ident(str(profile.kind))} "  # noqa: S608 (InfluxQL, quoted identifiers)
+        "WHERE community = $c AND device = $d AND time > $a AND time <= $b ORDER BY time DESC LIMIT 1",
+        params={"c": community, "d": device, "a": since_ns, "b": now_ns},
+    )
+    if not found or len(found[0]) == 0:
+        return None
+    s = found[0]
+    return Latest(
+        int(s.time.astype(np.int64)[0]), {n: _scalar(s.columns[n][0]) for n in names if n in s.columns}
+    )
+
+
+def increments(
+    store: InfluxStore,
+    profile: Profile,
+    community: str,
+    device: str,
+    quantity: str,
+    start_ns: int,
+    end_ns: int,
+    bucket: str,
+) -> tuple[I64, F64]:
+    """Growth of a totalizer per bucket (`1h`, `1d`: local days) between start and end, pushed down as
+    FIRST/LAST per bucket and put together with the profile's rollover (`api.live.bucket_increments`)."""
+    q = quote_ident(quantity)
+    found = store.query(
+        f"SELECT FIRST({q}) AS f, LAST({q}) AS l FROM {quote_ident(str(profile.kind))} "  # noqa: S608
+        f"WHERE community = $c AND device = $d AND time >= $a AND time <= $b "
+        f"GROUP BY time({bucket}) fill(none) tz('Asia/Shanghai')",
+        params={"c": community, "d": device, "a": start_ns, "b": end_ns},
+    )
+    if not found or len(found[0]) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    s = found[0]
+    return bucket_increments(
+        s.time.astype(np.int64), s.values("f"), s.values("l"), rollover_values(profile).get(quantity)
+    )
+
+
+def recent(
+    store: InfluxStore,
+    profile: Profile,
+    community: str,
+    device: str,
+    quantity: str,
+    start_ns: int,
+    end_ns: int,
+) -> tuple[I64, F64]:
+    """Raw readings of one numeric quantity (a short window: the tank level of the last hour)."""
+    found = store.query(
+        f"SELECT {quote_ident(quantity)} AS v FROM {quote_ident(str(profile.kind))} "  # noqa: S608
+        "WHERE community = $c AND device = $d AND time > $a AND time <= $b",
+        params={"c": community, "d": device, "a": start_ns, "b": end_ns},
+    )
+    if not found or len(found[0]) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    return found[0].time.astype(np.int64), found[0].values("v")
+
+
+def meter_resets(store: InfluxStore, community: str, start_ns: int, end_ns: int) -> list[EventView]:
+    """Totalizer resets the collector recorded (`meter_event`, event=reset) in the window."""
+    found = store.query(
+        "SELECT previous, current FROM meter_event WHERE community = $c AND event = 'reset' "
+        "AND time > $a AND time <= $b GROUP BY device, quantity",
+        params={"c": community, "a": start_ns, "b": end_ns},
+    )
+    out: list[EventView] = []
+    for s in found:
+        times = s.time.astype(np.int64)
+        for i in range(len(s)):
+            out.append(
+                EventView(
+                    s.tags.get("device", ""),
+                    s.tags.get("quantity", ""),
+                    int(times[i]),
+                    float(s.values("previous")[i]),
+                    float(s.values("current")[i]),
+                )
+            )
+    return sorted(out, key=lambda e: (e.time_ns, e.device, e.quantity))
+
+
+def dead_letters(store: InfluxStore, community: str, start_ns: int, end_ns: int) -> list[DeadLetterView]:
+    """Refused inputs of the community's devices in the window, per device and reason."""
+    found = store.query(
+        "SELECT COUNT(message) AS n, LAST(message) AS m FROM dead_letter "
+        "WHERE community = $c AND time > $a AND time <= $b GROUP BY device, reason",
+        params={"c": community, "a": start_ns, "b": end_ns},
+    )
+    last_times = store.query(
+        "SELECT LAST(message) AS m FROM dead_letter "
+        "WHERE community = $c AND time > $a AND time <= $b GROUP BY device, reason",
+        params={"c": community, "a": start_ns, "b": end_ns},
+    )  # with one selector, InfluxDB returns the point's own time (with two, the window start)
+    when = {
+        (s.tags.get("device"), s.tags.get("reason")): int(s.time.astype(np.int64)[0])
+        for s in last_times
+        if len(s)
+    }
+    out = []
+    for s in found:
+        if not len(s):
+            continue
+        key = (s.tags.get("device"), s.tags.get("reason"))
+        out.append(
+            DeadLetterView(
+                key[0] or None,
+                key[1] or "",
+                int(s.values("n")[0]),
+                when.get(key, start_ns),
+                str(s.columns["m"][0]),
+            )
+        )
+    return out
