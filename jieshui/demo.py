@@ -1,10 +1,12 @@
 """`make demo`: the whole system on this machine, on embedded defaults, with no Docker.
 
 It starts its own influxd and mosquitto from the system's binaries with their data under `var/demo/`,
-bootstraps the database, backfills last year for the inventory (hourly, so it takes seconds), starts
-the simulated devices live (accelerated) and the collector, prints where everything is and then live
-counts from the collector's health endpoint, and stops everything on Ctrl-C (or SIGTERM), in order:
-simulators, collector, broker, database. Later stages (verification, API) join here as they are built.
+bootstraps the database, backfills last year for the inventory (hourly, so it takes seconds), prints
+every community's verdicts for it (kept as verification runs for the API) and writes one report, starts
+the API (SQLite under var/demo/, a manager and an evaluator key printed once), the simulated devices
+live (accelerated) and the collector, prints where everything is and then live counts from the
+collector's health endpoint, and stops everything on Ctrl-C (or SIGTERM), in order: API, simulators,
+collector, broker, database.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import fcntl
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,9 +25,11 @@ from types import FrameType
 
 import httpx
 
+from api.auth import Role, audit, create_key
+from api.db import Database, VerificationRun
 from jieshui.errors import JieshuiError
 from jieshui.inventory import Site, load_site
-from jieshui.services import InfluxServer, MosquittoServer
+from jieshui.services import InfluxServer, MosquittoServer, free_port
 from jieshui.settings import parse_mqtt_url
 from simulators.backfill import backfill
 from simulators.runner import LiveSimulation, parse_step, start_live
@@ -36,6 +41,7 @@ DEMO_DATABASE = "jieshui"
 #: The live simulators run this many simulated seconds per second, and the collector polls this often.
 DEMO_SPEED = 60.0
 DEMO_POLL_S = 5.0
+API_PORT = 8000  # the API's port when free, else any free one
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -61,6 +67,7 @@ def run_demo(site_path: Path, var_dir: Path, influx_port: int | None, mqtt_port:
     broker = MosquittoServer(demo_dir / "mosquitto", port=mqtt_port)
     sim: LiveSimulation | None = None
     collector: subprocess.Popen[bytes] | None = None
+    api: subprocess.Popen[bytes] | None = None
     try:
         influx.start()
         broker.start()
@@ -76,7 +83,10 @@ def run_demo(site_path: Path, var_dir: Path, influx_port: int | None, mqtt_port:
             stats = backfill(site, store, *year, step_s=parse_step(step), truth_path=truth)
         elapsed = time.monotonic() - t0
         print(f"  {stats.points:,} points of {stats.devices} devices in {elapsed:.1f} s", flush=True)
-        report = _verdicts(site, config, last_year, demo_dir)
+        api_db = f"sqlite:///{demo_dir / 'api.sqlite3'}"
+        report = _verdicts(site, config, last_year, demo_dir, api_db)
+        keys = _demo_keys(site, api_db)
+        api, api_url = _start_api(site_path, demo_dir, influx, api_db)
 
         collector, health_url = _start_collector(site_path, demo_dir, influx, broker)
         sim = start_live(
@@ -91,13 +101,21 @@ def run_demo(site_path: Path, var_dir: Path, influx_port: int | None, mqtt_port:
               f"{len(sim.mqtt.devices) if sim.mqtt else 0} MQTT devices, {DEMO_SPEED:g}x")  # fmt: skip
         print(f"  collector      : {health_url}/healthz  {health_url}/metrics")
         print(f"                   polls every {DEMO_POLL_S:g} s")
+        print(f"  API            : {api_url}/docs  (log {demo_dir / 'api.log'})")
+        for role, (community, key) in keys.items():
+            scope = f" for {community}" if community else ""
+            print(f"                   {role} key{scope}: {key}")
+        print(
+            f"                   try: curl -H 'X-API-Key: {keys['manager'][1]}' "
+            f"{api_url}/communities/{keys['manager'][0]}/status"
+        )
         print(f"  ground truth   : {demo_dir / f'truth-{last_year}.json'}")
         print(f"  report         : {report.with_suffix('.html')}  {report}")
         print(f"  logs           : {influx.log_path}")
         print(f"                   {broker.log_path}")
         print(f"                   {demo_dir / 'collector.log'}")
         print("Press Ctrl-C to stop.", flush=True)
-        while influx.running and broker.running and collector.poll() is None:
+        while influx.running and broker.running and collector.poll() is None and api.poll() is None:
             time.sleep(5)
             print(_live_counts(health_url), flush=True)
         print("a process stopped unexpectedly; see the logs above", file=sys.stderr)
@@ -106,6 +124,13 @@ def run_demo(site_path: Path, var_dir: Path, influx_port: int | None, mqtt_port:
         print("\nstopping...", flush=True)
         return 0
     finally:
+        if api is not None and api.poll() is None:
+            api.terminate()
+            try:
+                api.wait(15)
+            except subprocess.TimeoutExpired:
+                api.kill()
+                api.wait()
         if sim is not None:
             sim.stop()
         if collector is not None and collector.poll() is None:
@@ -117,17 +142,23 @@ def run_demo(site_path: Path, var_dir: Path, influx_port: int | None, mqtt_port:
                 collector.wait()
         broker.stop()
         influx.stop()
-        print("stopped: simulators, collector, mosquitto and influxd are down.", flush=True)
+        print("stopped: API, simulators, collector, mosquitto and influxd are down.", flush=True)
         lock.close()
 
 
-def _verdicts(site: Site, config: InfluxConfig, year: int, demo_dir: Path) -> Path:
-    """Print every community's verdicts for `year`; write the first community's report (HTML, PDF)."""
+def _verdicts(site: Site, config: InfluxConfig, year: int, demo_dir: Path, api_db: str) -> Path:
+    """Print every community's verdicts for `year`, keep them as verification runs for the API (an
+    evaluator finds them there), and write the first community's report (HTML, PDF)."""
     print(f"Verdicts for {year} (jieshui verify):", flush=True)
     report: Path | None = None
+    db = Database(api_db)
     with InfluxStore(config) as store:
         for _, community in site.communities():
             result = verify(store, site, community.id, year)
+            with db.session() as s:
+                s.add(VerificationRun(community=community.id, year=year, run_by="demo",
+                                      result=result.model_dump(mode="json", by_alias=True),
+                                      run_at=dt.datetime.now(dt.UTC)))  # fmt: skip
             line = "  ".join(f"{c.id}={c.verdict}" for c in result.claims)
             print(f"  {community.id:<18} {line}", flush=True)
             if report is None:
@@ -139,8 +170,56 @@ def _verdicts(site: Site, config: InfluxConfig, year: int, demo_dir: Path) -> Pa
                 except JieshuiError as exc:
                     print(f"  (no PDF: {exc})", flush=True)
                 report = pdf
+    db.close()
     assert report is not None  # noqa: S101 (an inventory has at least one community)
     return report
+
+
+def _demo_keys(site: Site, api_db: str) -> dict[str, tuple[str | None, str]]:
+    """A manager key for the first community and an evaluator key, new for this run (shown once)."""
+    first = next(c.id for _, c in site.communities())
+    db = Database(api_db)
+    now = dt.datetime.now(dt.UTC)
+    out: dict[str, tuple[str | None, str]] = {}
+    with db.session() as s:
+        for role, communities in ((Role.MANAGER, [first]), (Role.EVALUATOR, [])):
+            row, text = create_key(s, role, communities, f"demo {role}", "demo", now)
+            audit(s, "demo", "admin", "key.create", f"key/{row.id}", now, key_role=str(role))
+            out[str(role)] = (communities[0] if communities else None, text)
+    db.close()
+    return out
+
+
+def _start_api(
+    site_path: Path, demo_dir: Path, influx: InfluxServer, api_db: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = API_PORT if _port_free(API_PORT) else free_port()
+    log = (demo_dir / "api.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jieshui.cli", "api", "--site", str(site_path), "--port", str(port),
+         "--db-url", api_db, "--influx-url", influx.url, "--influx-database", DEMO_DATABASE],
+        stdout=log, stderr=log, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise JieshuiError(f"the API did not start; see {demo_dir / 'api.log'}")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _start_collector(

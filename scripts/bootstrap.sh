@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(influxdb influxdb-client mosquitto mosquitto-clients mbpoll socat python3 python3-venv
-              chromium fonts-noto-cjk poppler-utils)
+              chromium fonts-noto-cjk poppler-utils wrk)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
