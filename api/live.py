@@ -31,26 +31,32 @@ class Thresholds:
     silent_intervals: float = 5.0  # a device silent for more than this many reporting intervals
 
 
-def bucket_increments(bucket_ns: I64, first: F64, last: F64, rollover: float | None) -> tuple[I64, F64]:
+def bucket_increments(
+    bucket_ns: I64, first: F64, last: F64, rollover: float | None, width_ns: int
+) -> tuple[I64, F64]:
     """Consumption per time bucket of a totalizer, from the first and last reading of each bucket.
 
     The readings are interleaved in time order (first_0, last_0, first_1, ...), so the growth inside a
-    bucket and the growth between buckets are both counted; the latter goes to the later bucket. The
-    same rollover and reset rules as verification apply (`verification.checks.consumption`).
+    bucket and the growth between adjacent buckets are both counted; the latter goes to the later
+    bucket. Growth across a silence of more than one bucket (`width_ns`) is not attributed to any
+    bucket: the meter says water flowed, not when. The same rollover and reset rules as verification
+    apply (`verification.checks.consumption`).
     """
     n = len(bucket_ns)
     if n == 0:
         return bucket_ns, np.zeros(0)
-    # Interleave with distinct times: first at bucket start, last one ns later (order is all that matters).
+    # Interleave with distinct times: first at 2 x bucket start, last one ns later (order is what matters).
     t = np.empty(2 * n, dtype=np.int64)
     t[0::2], t[1::2] = bucket_ns * 2, bucket_ns * 2 + 1
     v = np.empty(2 * n)
     v[0::2], v[1::2] = first, last
     ok = np.isfinite(v)
-    used = consumption(t[ok], v[ok], rollover)
-    owner = used.time_ns // 2  # the bucket of the later reading of each interval
-    idx = np.searchsorted(bucket_ns, owner)
-    return bucket_ns, np.bincount(idx, weights=used.delta, minlength=n)[:n].astype(np.float64)
+    t = t[ok]
+    used = consumption(t, v[ok], rollover)
+    start_bucket, end_bucket = t[:-1] // 2, used.time_ns // 2
+    delta = np.where(end_bucket - start_bucket <= width_ns, used.delta, 0.0)
+    idx = np.searchsorted(bucket_ns, end_bucket)
+    return bucket_ns, np.bincount(idx, weights=delta, minlength=n)[:n].astype(np.float64)
 
 
 def local_date(time_ns: int) -> dt.date:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from api.live import F64, I64, DeadLetterView, EventView, bucket_increments
+from api.live import F64, I64, NS, DeadLetterView, EventView, bucket_increments
 from devices.profile import Profile
 from devices.registers import rollover_values
 from store.influx import InfluxStore, quote_ident
@@ -54,6 +54,10 @@ def latest(
     )
 
 
+#: Bucket widths `increments` is called with.
+BUCKET_NS = {"1h": 3600 * NS, "1d": 86400 * NS}
+
+
 def increments(
     store: InfluxStore,
     profile: Profile,
@@ -77,7 +81,11 @@ def increments(
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     s = found[0]
     return bucket_increments(
-        s.time.astype(np.int64), s.values("f"), s.values("l"), rollover_values(profile).get(quantity)
+        s.time.astype(np.int64),
+        s.values("f"),
+        s.values("l"),
+        rollover_values(profile).get(quantity),
+        BUCKET_NS[bucket],
     )
 
 

@@ -94,7 +94,9 @@ def _device_series(
         s = found[0]
         t = s.time.astype(np.int64)
         if growth:
-            t, v = bucket_increments(t, s.values("f"), s.values("l"), rollover_values(profile).get(quantity))
+            t, v = bucket_increments(
+                t, s.values("f"), s.values("l"), rollover_values(profile).get(quantity), window_s * NS
+            )
         else:
             v = s.values("v")
         keep = t >= start_ns
