@@ -70,7 +70,8 @@ def community_status(ctx: ApiContext, scoped: Scoped) -> CommunityStatus:
     for facility, device in c.devices():
         profile = find_profile(device.profile)
         every_s = interval_s(device, profile)
-        last = readings.latest(store, profile, c.id, device.id, now_ns - LOOKBACK_S * NS, now_ns)
+        windows = (int(max(3600.0, 10 * every_s)) * NS, LOOKBACK_S * NS)
+        last = readings.latest(store, profile, c.id, device.id, windows, now_ns)
         health = device_health(last.time_ns if last else None, now_ns, every_s, limits)
         values = last.values if last else {}
         fault = values.get("fault_code")
