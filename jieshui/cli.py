@@ -303,6 +303,7 @@ def _cmd_api(args: argparse.Namespace) -> int:
     from api.app import create_app
     from api.db import Database
     from api.deps import ApiContext
+    from api.live import Thresholds
     from jieshui.logs import configure_logging
     from jieshui.settings import Settings
     from store.influx import InfluxStore
@@ -310,7 +311,14 @@ def _cmd_api(args: argparse.Namespace) -> int:
     settings = Settings()
     configure_logging(settings.log_level, settings.log_json)
     site = _load_site_or_exit(args.site)
-    ctx = ApiContext(site=site, db=Database(_db_url(args)), store=InfluxStore(_influx_config(args, settings)))
+    limits = Thresholds(
+        overflow_pct=settings.api_overflow_pct, low_pct=settings.api_low_pct, dry_days=settings.api_dry_days,
+        silent_intervals=settings.api_silent_intervals,
+    )  # fmt: skip
+    store = InfluxStore(_influx_config(args, settings))
+    ctx = ApiContext(
+        site, Database(_db_url(args)), store, limits=limits, token_ttl_s=settings.api_token_ttl_s
+    )
     print(f"jieshui api: http://{args.host}:{args.port}/docs (SQL: {ctx.db.engine.url!r})", file=sys.stderr)
     uvicorn.run(create_app(ctx), host=args.host, port=args.port, log_level=settings.log_level.lower())
     return 0

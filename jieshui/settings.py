@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     poll_interval_s: float | None = Field(default=None, gt=0)
     modbus_timeout_s: float = Field(default=2.0, gt=0)
     flush_interval_s: float = Field(default=1.0, gt=0)
+    # api (docs/api.md): alert thresholds and token lifetime
+    api_silent_intervals: float = Field(default=5.0, gt=0)  # a device silent this many intervals: alert
+    api_overflow_pct: float = Field(default=95.0, gt=0, le=100)
+    api_low_pct: float = Field(default=15.0, ge=0, lt=100)
+    api_dry_days: float = Field(default=1.0, gt=0)
+    api_token_ttl_s: float = Field(default=3600.0, gt=0)
 
 
 class MqttEndpoint(BaseModel):
