@@ -28,6 +28,9 @@ Authenticate with `X-API-Key: jsk_...`, or `Authorization: Bearer <key or token>
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in [
+        # A body that cannot even be decoded (FastAPI answers 400, not 422), or an unsupported OAuth2
+        # grant type (RFC 6749 §5.2 says 400).
+        (400, "malformed request"),
         (401, "no or bad credentials"),
         (403, "the role may not do this"),
         (404, "not found, or not visible to the caller"),
@@ -43,6 +46,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         responses=ERROR_RESPONSES,
+        redoc_url=None,  # only /docs (and its OAuth2 redirect), /openapi.json, /healthz answer keyless
     )
     app.state.ctx = ctx
     errors.install(app)
