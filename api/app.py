@@ -6,8 +6,6 @@ its form); every other route depends on the caller (`api.deps.PrincipalDep`).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI
 
 from api import errors
@@ -53,18 +51,3 @@ def create_app(ctx: ApiContext) -> FastAPI:
     for module in (admin, registry, status, series, verification):
         app.include_router(module.router)
     return app
-
-
-def build_context(site_path: Path, db_url: str | None = None) -> ApiContext:
-    """The context `jieshui api` runs with: the inventory, SQL (migrated) and InfluxDB from settings."""
-    from api.db import Database
-    from jieshui.inventory import load_site
-    from jieshui.settings import Settings
-    from store.influx import InfluxConfig, InfluxStore
-
-    settings = Settings()
-    return ApiContext(
-        site=load_site(site_path),
-        db=Database(db_url or settings.db_url),
-        store=InfluxStore(InfluxConfig.from_settings(settings)),
-    )
