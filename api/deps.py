@@ -15,6 +15,7 @@ from api.auth import Principal, authenticate
 from api.db import Database
 from api.errors import ApiError, Lang, negotiate_lang
 from api.live import Thresholds
+from api.readings import SettledBuckets
 from devices.profile import Profile, find_profile
 from jieshui.inventory import Community, Device, District, Facility, Site
 from store.influx import InfluxStore
@@ -35,6 +36,7 @@ class ApiContext:
     limits: Thresholds = field(default_factory=Thresholds)
     token_ttl_s: float = 3600.0
     max_points: int = 10_000
+    buckets: SettledBuckets = field(default_factory=SettledBuckets)  # FIRST/LAST of settled days
 
     def now(self) -> dt.datetime:
         return self.clock()

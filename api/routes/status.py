@@ -98,7 +98,7 @@ def community_status(ctx: ApiContext, scoped: Scoped) -> CommunityStatus:
             level_pct = float(level) if isinstance(level, int | float) else None
             capacity = facility.tank_capacity_m3
             stored = level_pct / 100 * capacity if level_pct is not None and capacity else None
-            _, demand = readings.increments(
+            _, demand = ctx.buckets.increments(
                 store, profile, c.id, device.id, "supply_m3", now_ns - DEMAND_DAYS * 86400 * NS, now_ns, "1h"
             )
             demand_m3 = float(demand.sum())
@@ -107,7 +107,7 @@ def community_status(ctx: ApiContext, scoped: Scoped) -> CommunityStatus:
                 store, profile, c.id, device.id, "level_pct", now_ns - TREND_S * NS, now_ns
             )
             to_full = minutes_to_full(t, lv)
-            _, spilled = readings.increments(
+            _, spilled = ctx.buckets.increments(
                 store, profile, c.id, device.id, "overflow_m3", now_ns - TREND_S * NS, now_ns, "1h"
             )
             state = tank_state(level_pct, to_full, supply_days, float(spilled.sum()), limits)
@@ -129,7 +129,7 @@ def community_status(ctx: ApiContext, scoped: Scoped) -> CommunityStatus:
             )
         reuse_by = REUSE_QUANTITY.get(facility.kind)
         if reuse_by is not None and profile.kind is reuse_by[0]:
-            days, daily = readings.increments(
+            days, daily = ctx.buckets.increments(
                 store, profile, c.id, device.id, reuse_by[1], year_start, now_ns, "1d"
             )
             totals = period_totals(days, daily, now_ns)

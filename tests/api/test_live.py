@@ -228,3 +228,26 @@ def test_bad_series_requests_get_a_precise_error(sqlite_api: Api, params: dict[s
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == code
     assert r.json()["error"]["lang"] == "en"
+
+
+def test_settled_days_come_from_the_cache_and_give_the_same_growth(district: District) -> None:
+    from api.readings import SettledBuckets
+    from devices.profile import find_profile
+
+    profile = find_profile("hy-rwc200")
+    start = local_midnight_ns(dt.date(2025, 12, 20))
+    end = int(NOW.timestamp() * NS)
+    args = (district.store, profile, OWN, "rw-controller", "supply_m3")
+    cache = SettledBuckets()
+    # first call caches days up to 8 days before its end; the second extends the cache by two days
+    early = cache.increments(*args, start, end - 2 * 86400 * NS, "1d")
+    late = cache.increments(*args, start, end, "1d")
+    fresh = SettledBuckets().increments(*args, start, end, "1d")
+    ((upto, *_),) = cache._cache.values()
+    assert upto == local_midnight_ns(dt.date(2025, 12, 28))  # Jan 5 10:00 - 8 days, down to local midnight
+    assert late[0].tolist() == fresh[0].tolist()
+    assert late[1] == pytest.approx(fresh[1], abs=1e-9)
+    assert early[1][:-3] == pytest.approx(fresh[1][: len(early[1]) - 3], abs=1e-9)
+    # and the whole equals every raw 5-minute increment since the first reading
+    t, s = _raw(district, "rainwater_system", OWN, "rw-controller", "supply_m3", start - 1, end)
+    assert float(late[1].sum()) == pytest.approx(float(consumption(t, s).delta.sum()), abs=1e-6)
