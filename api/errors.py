@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from jieshui.errors import StoreError
 
@@ -202,6 +203,16 @@ def _validation_details(exc: RequestValidationError) -> list[ErrorDetail]:
     return out
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method a route serves at the request's path. Starlette's own `Allow` names only the first
+    route matching the path: `Allow: GET` for a DELETE /keys, though POST /keys exists too."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is Match.PARTIAL:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the one body and language."""
 
@@ -218,7 +229,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 405:
-            return error_response(request, "method_not_allowed", method=request.method, path=request.url.path)
+            # RFC 9110 requires `Allow` on a 405 (Starlette sets one; this handler used to drop it).
+            allow = {"Allow": _allowed_methods(request)}
+            return error_response(
+                request, "method_not_allowed", headers=allow, method=request.method, path=request.url.path
+            )
         if exc.status_code == 404:
             return error_response(request, "not_found", path=request.url.path)
         if exc.status_code == 401:

@@ -158,7 +158,13 @@ def me(principal: PrincipalDep) -> Me:
     )
 
 
-@router.get("/healthz", response_model=Health, tags=["health"])
+@router.get(
+    "/healthz",
+    response_model=Health,
+    tags=["health"],
+    # Degraded is still a Health body, not the ErrorResponse every route declares for 503.
+    responses={503: {"model": Health, "description": "InfluxDB or the SQL database does not answer"}},
+)
 def healthz(ctx: CtxDep, response: Response) -> Health:
     """Liveness and what the API depends on (no key needed): 200 when both answer, else 503."""
     influx = database = "ok"
