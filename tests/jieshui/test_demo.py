@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).parents[2]
@@ -43,7 +44,7 @@ def test_demo_starts_servers_round_trips_a_reading_and_stops_cleanly(
             proc.terminate()
             proc.communicate(timeout=30)
     assert proc.returncode == 0, rest
-    assert "stopped: simulators, collector, mosquitto and influxd are down." in rest
+    assert "stopped: API, simulators, collector, mosquitto and influxd are down." in rest
     assert _server_pids(var, proc.pid) == []
     assert (var / "demo" / "influxd" / "data").is_dir()  # data stays under var/ for the next run
 
@@ -76,6 +77,27 @@ def _check_running_demo(proc: subprocess.Popen[str], var: Path) -> None:
     assert re.search(r"MQTT broker\s+: mqtt://127\.0\.0\.1:\d+", output)
     assert re.search(r"collector\s+: http://127\.0\.0\.1:\d+/healthz", output)
     assert re.search(r"readings in [1-9]\d*  written \d+", output), output
+
+    # The API answers with the keys the demo printed: the manager sees their community's live status,
+    # the evaluator the verdicts the demo kept as verification runs.
+    api = re.search(r"API\s+: (http://127\.0\.0\.1:\d+)/docs", output)
+    manager = re.search(r"manager key for xinjing-6: (jsk_\S+)", output)
+    evaluator = re.search(r"evaluator key: (jsk_\S+)", output)
+    assert api, output
+    assert manager, output
+    assert evaluator, output
+    status = httpx.get(
+        f"{api.group(1)}/communities/xinjing-6/status", headers={"X-API-Key": manager.group(1)}
+    )
+    assert status.status_code == 200, status.text
+    assert {d["device"] for d in status.json()["devices"]} >= {"rw-controller", "master-meter"}
+    run = httpx.get(
+        f"{api.group(1)}/communities/xinjing-6/verifications/{last_year}",
+        headers={"X-API-Key": evaluator.group(1)},
+    )
+    assert run.status_code == 200, run.text
+    assert run.json()["year"] == last_year
+    assert httpx.get(f"{api.group(1)}/communities", headers={"X-API-Key": "jsk_nope_nope"}).status_code == 401
 
     # A third-party client (the influx CLI) finds last year's backfill in the demo's database: hourly
     # readings stamped at the end of each hour of the Shanghai year.
