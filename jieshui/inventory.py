@@ -33,6 +33,10 @@ MAX_BENCHMARKS_PER_DISTRICT = 2
 MAX_CAR_WASH_PILOTS_PER_DISTRICT = 2
 # Plausible people per household, used to catch swapped or mistyped 户数/人口.
 PEOPLE_PER_HOUSEHOLD = (1.0, 6.0)
+# 电话 on the application form: a landline, with or without its area code (021-62681234, 62681234, as
+# the notice's own contact line), or an 11-digit mobile,
+# optionally after +86. One pattern for the inventory and the programme's forms (programme/forms.py).
+PHONE_PATTERN = r"^(\+?86[- ]?)?((0\d{2,3}-?)?\d{7,8}|1\d{10})$"
 
 
 class _Model(BaseModel):
@@ -217,7 +221,7 @@ class Community(_Model):
     street_town: str = Field(min_length=1)  # 街道/镇
     residents_committee: str = Field(min_length=1)  # 居委
     contact: str = Field(min_length=1)  # 联系人
-    phone: str = Field(pattern=r"^(\+?86[- ]?)?(0\d{2,3}-?\d{7,8}|1\d{10})$")  # 电话: landline or mobile
+    phone: str = Field(pattern=PHONE_PATTERN)  # 电话: landline or mobile
     postcode: str = Field(pattern=r"^\d{6}$")  # 邮编
     address: str = Field(min_length=1)  # 地址
     households: int = Field(gt=0)  # 户数

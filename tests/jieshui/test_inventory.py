@@ -128,7 +128,7 @@ BAD_CASES = [
         'phone: "021-62681234"',
         'phone: "call me"',
         [
-            "11: districts.0.communities.0.phone: 'call me' does not match the pattern ^(\\+?86[- ]?)?(0\\d{2,3}-?\\d{7,8}|1\\d{10})$"
+            "11: districts.0.communities.0.phone: 'call me' does not match the pattern ^(\\+?86[- ]?)?((0\\d{2,3}-?)?\\d{7,8}|1\\d{10})$"
         ],
         id="phone-format",
     ),
