@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from api import errors
 from api.deps import ApiContext
 from api.errors import ErrorResponse
-from api.routes import admin, registry, series, status, verification
+from api.routes import admin, programme, registry, series, status, verification
 
 DESCRIPTION = """\
 节水型小区 telemetry and verification: registry, live status and alerts for property managers,
@@ -48,6 +48,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
-    for module in (admin, registry, status, series, verification):
+    for module in (admin, registry, status, series, verification, programme):
         app.include_router(module.router)
     return app

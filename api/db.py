@@ -25,13 +25,22 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     create_engine,
     event,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from programme import forms
+from programme.forms import MAX_TEXT_LENGTH
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: The columns of a programme form a stored row keeps (programme.forms.FormRow's fields).
+FORM_FIELDS = (
+    "seq", "street_town", "name", "benchmark", "residents_committee", "contact", "phone", "postcode",
+    "address", "households", "population",
+)  # fmt: skip
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
@@ -151,6 +160,73 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(300))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CycleOverride(Base):
+    """A programme year whose phases differ from the notice's pattern (programme.cycle.default_cycle)."""
+
+    __tablename__ = "cycles"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)  # programme.cycle.Cycle
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class Application(Base):
+    """A row of a district's form for a programme year: an application (附件2) or a car-wash pilot
+    nomination (附件1). Importing a district's form replaces its previous rows of that kind and year.
+    Text widths are the form's own limits (programme.forms.MAX_TEXT_LENGTH), so a form that passes the
+    reader always fits."""
+
+    __tablename__ = "applications"
+    __table_args__ = (UniqueConstraint("district", "year", "form", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    district: Mapped[str] = mapped_column(String(64))
+    year: Mapped[int] = mapped_column(Integer)
+    form: Mapped[str] = mapped_column(String(32))  # programme.forms.FormKind
+    seq: Mapped[int] = mapped_column(Integer)
+    community: Mapped[str] = mapped_column(String(64), index=True)  # registry id (inventory's, or made)
+    street_town: Mapped[str] = mapped_column(String(MAX_TEXT_LENGTH[forms.STREET_TOWN]))
+    name: Mapped[str] = mapped_column(String(MAX_TEXT_LENGTH[forms.NAME]))
+    benchmark: Mapped[bool] = mapped_column(default=False)
+    residents_committee: Mapped[str] = mapped_column(String(MAX_TEXT_LENGTH[forms.RESIDENTS_COMMITTEE]))
+    contact: Mapped[str] = mapped_column(String(MAX_TEXT_LENGTH[forms.CONTACT]))
+    phone: Mapped[str] = mapped_column(String(40))
+    postcode: Mapped[str] = mapped_column(String(6))
+    address: Mapped[str] = mapped_column(String(MAX_TEXT_LENGTH[forms.ADDRESS]))
+    households: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    population: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    submitted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    submitted_by: Mapped[str] = mapped_column(String(64))
+
+    def form_fields(self) -> dict[str, Any]:
+        """The row's columns of the form, by `programme.forms.FormRow` field name."""
+        return {name: getattr(self, name) for name in FORM_FIELDS}
+
+
+class Evaluation(Base):
+    """An evaluator's checklist for a community and programme year (listen, look, check, assess)."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (UniqueConstraint("community", "year"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    community: Mapped[str] = mapped_column(String(64))
+    year: Mapped[int] = mapped_column(Integer)
+    listen_done: Mapped[bool] = mapped_column(default=False)
+    listen_notes: Mapped[str] = mapped_column(Text, default="")
+    look_done: Mapped[bool] = mapped_column(default=False)
+    look_notes: Mapped[str] = mapped_column(Text, default="")
+    fixture_adoption_pct: Mapped[float | None] = mapped_column(nullable=True)
+    check_notes: Mapped[str] = mapped_column(Text, default="")
+    assess_notes: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[str | None] = mapped_column(String(32), nullable=True)  # programme.evaluation.Result
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("verification_runs.id"), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_by_label: Mapped[str] = mapped_column(String(200), default="")
 
 
 def make_engine(url: str) -> Engine:

@@ -92,6 +92,22 @@ ERRORS: dict[str, tuple[int, str, str]] = {
         "只有 manager 角色的密钥限定小区",
         "only manager keys are scoped to communities",
     ),
+    "application_closed": (
+        422,
+        "{year} 年度申报已于 {deadline} 截止（今天 {today}）",
+        "applications for {year} closed on {deadline} (today is {today})",
+    ),
+    "invalid_form": (
+        422,
+        "申报表有 {count} 处问题，未保存任何内容",
+        "the form has {count} problem(s); nothing was stored",
+    ),
+    "result_not_allowed": (
+        422,
+        "不能评定为「{result}」：{reasons}",
+        "the result {result} cannot be given: {reasons}",
+    ),
+    "invalid_cycle": (422, "年度安排无效：{reason}", "invalid cycle: {reason}"),
     "bad_request": (400, "请求无效：{reason}", "bad request: {reason}"),
     "unsupported_grant": (
         400,

@@ -303,3 +303,119 @@ class Health(_Out):
     status: Literal["ok", "degraded"]
     influx: str
     database: str
+
+
+# --- the programme: cycle, forms, evaluation, naming ---------------------------------------------
+
+
+class PhasePublic(_Out):
+    phase: str
+    name: Bilingual
+    start: dt.date
+    end: dt.date
+    open: bool  # today (Asia/Shanghai) is within it
+
+
+class CyclePublic(_Out):
+    year: int
+    phases: list[PhasePublic]
+    application_deadline: dt.date
+    reporting_period: tuple[dt.date, dt.date]  # start, end (exclusive): what an evaluation covers
+    open_now: list[str]
+
+
+class WindowIn(_In):
+    start: dt.date
+    end: dt.date
+
+
+class CycleIn(_In):
+    application: WindowIn
+    training: WindowIn
+    guidance: WindowIn
+    evaluation: WindowIn
+    naming: WindowIn
+
+
+class ApplicationPublic(_Out):
+    id: int
+    district: str
+    year: int
+    form: str
+    seq: int
+    community: str  # the registry id the row became (or matched)
+    street_town: str
+    name: str
+    benchmark: bool
+    residents_committee: str
+    contact: str
+    phone: str
+    postcode: str
+    address: str
+    households: int | None
+    population: int | None
+    submitted_at: dt.datetime
+    submitted_by: str
+
+
+class CheckStep(_Out):
+    """三查: filled from the verification verdicts of the reporting year."""
+
+    run_id: int | None
+    overall: Overall | None
+    claims: dict[str, str]
+    decision: str | None  # the latest evaluator decision on that run, if any
+    notes: str
+
+
+class EvaluationIn(_In):
+    listen_done: bool = False
+    listen_notes: str = Field(default="", max_length=10000)
+    look_done: bool = False
+    look_notes: str = Field(default="", max_length=10000)
+    fixture_adoption_pct: float | None = Field(default=None, ge=0, le=100)
+    check_notes: str = Field(default="", max_length=10000)
+    assess_notes: str = Field(default="", max_length=10000)
+    result: Literal["benchmark", "water_saving", "not_passed"] | None = None
+
+
+class EvaluationPublic(_Out):
+    community: str
+    year: int
+    applied_benchmark: bool
+    listen_done: bool
+    listen_notes: str
+    look_done: bool
+    look_notes: str
+    fixture_adoption_pct: float | None
+    check: CheckStep
+    assess_notes: str
+    result: Literal["benchmark", "water_saving", "not_passed"] | None
+    result_name: Bilingual | None
+    allowed_results: list[str]  # what `result` may be set to now
+    updated_at: dt.datetime | None
+    updated_by: str | None
+
+
+class NamingEvidence(_Out):
+    reuse_m3: float | None
+    river_water_m3: float | None
+    l_per_car: float | None
+    coverage: float | None  # mean share of valid days over the community's meters
+
+
+class NamingRow(_Out):
+    community: str
+    name: str
+    street_town: str
+    result: Literal["benchmark", "water_saving", "not_passed"] | None  # None: not evaluated yet
+    result_name: Bilingual | None
+    evidence: NamingEvidence
+    run_id: int | None
+
+
+class NamingList(_Out):
+    district: str
+    district_name: str
+    year: int
+    rows: list[NamingRow]

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from jieshui import __version__
 from jieshui.errors import InventoryError, JieshuiError
@@ -306,6 +306,7 @@ def _cmd_api(args: argparse.Namespace) -> int:
     from api.live import Thresholds
     from jieshui.logs import configure_logging
     from jieshui.settings import Settings
+    from programme.cycle import parse_deadline
     from store.influx import InfluxStore
 
     settings = Settings()
@@ -317,8 +318,9 @@ def _cmd_api(args: argparse.Namespace) -> int:
     )  # fmt: skip
     store = InfluxStore(_influx_config(args, settings))
     ctx = ApiContext(
-        site, Database(_db_url(args)), store, limits=limits, token_ttl_s=settings.api_token_ttl_s
-    )
+        site, Database(_db_url(args)), store, limits=limits, token_ttl_s=settings.api_token_ttl_s,
+        application_deadline=parse_deadline(settings.application_deadline),
+    )  # fmt: skip
     print(f"jieshui api: http://{args.host}:{args.port}/docs (SQL: {ctx.db.engine.url!r})", file=sys.stderr)
     uvicorn.run(create_app(ctx), host=args.host, port=args.port, log_level=settings.log_level.lower())
     return 0
@@ -369,6 +371,57 @@ def _cmd_keys(args: argparse.Namespace) -> int:
                     return EXIT_INVALID
                 audit(s, "cli", "admin", "key.revoke", f"key/{args.key_id}", now)
             print(f"revoked {args.key_id}")
+    finally:
+        db.close()
+    return 0
+
+
+def _cmd_applications(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from api.db import Database
+    from api.errors import ApiError, message
+    from api.workflow import export_form, find_district, form_rows, import_form
+    from jieshui.settings import Settings
+    from programme.cycle import parse_deadline
+    from programme.forms import FormError, FormKind
+
+    path = Path(args.file)
+    suffix = path.suffix.lower()
+    if suffix not in (".xlsx", ".csv"):
+        print(f"jieshui applications: {path}: the file must end in .xlsx or .csv", file=sys.stderr)
+        return EXIT_INVALID
+    fmt: Literal["xlsx", "csv"] = "xlsx" if suffix == ".xlsx" else "csv"
+    site = _load_site_or_exit(args.site)
+    kind = FormKind(args.form)
+    db = Database(_db_url(args))
+    try:
+        with db.session() as s:
+            if args.action == "import":
+                deadline = parse_deadline(Settings().application_deadline)
+                now = dt.datetime.now(dt.UTC)
+                data = path.read_bytes()
+                rows = import_form(
+                    s, site, args.district, args.year, kind, data, fmt, now, "cli", "admin", deadline
+                )
+                print(f"{path}: {len(rows)} row(s) stored for {args.district} {args.year} ({kind})")
+                for a in rows:
+                    print(f"  {a.seq:>2} {a.community:<24} {a.name}{'  示范' if a.benchmark else ''}")
+            else:
+                district = find_district(site, args.district)
+                stored = form_rows(s, args.district, args.year, kind)
+                path.write_bytes(export_form(stored, kind, district, args.year, fmt))
+                print(f"{path}: written")
+    except FormError as exc:
+        for p in exc.problems:
+            where = ":".join(str(x) for x in (p.row, p.column) if x is not None)
+            text = p.zh if args.lang == "zh-CN" else p.en
+            print(f"{path}:{where}: {text}" if where else f"{path}: {text}", file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} problem(s); nothing stored", file=sys.stderr)
+        return EXIT_INVALID
+    except ApiError as exc:
+        print(f"jieshui applications: {message(exc.code, args.lang, **exc.params)}", file=sys.stderr)
+        return EXIT_INVALID
     finally:
         db.close()
     return 0
@@ -522,6 +575,25 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (kc, kl, kr):
         _db_option(p)
         p.set_defaults(func=_cmd_keys)
+
+    apps = sub.add_parser(
+        "applications",
+        help="import or export a district's programme form (附件2 applications, 附件1 car-wash pilots)",
+        description="`import` validates a district's form (XLSX or CSV, by the file's suffix) and replaces "
+        "its rows for the year, or stores nothing and exits 2 naming every problem's row and column; "
+        "`export` writes the stored form. docs/programme.md has the rules.",
+    )
+    app_actions = apps.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, help_text in (("import", "validate and store a form"), ("export", "write the stored form")):
+        p = app_actions.add_parser(action, help=help_text)
+        p.add_argument("--district", required=True, help="inventory id of the district the form is for")
+        p.add_argument("--year", type=int, required=True, help="programme year (applications in it)")
+        p.add_argument("--form", choices=["application", "car_wash_pilot"], default="application")
+        p.add_argument("--lang", choices=["zh-CN", "en"], default="zh-CN", help="language of the messages")
+        p.add_argument("file", metavar="FILE" if action == "import" else "OUT", help=".xlsx or .csv")
+        _site_option(p)
+        _db_option(p)
+        p.set_defaults(func=_cmd_applications)
 
     db = sub.add_parser("db", help="create or upgrade the SQL schema (Alembic)")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")

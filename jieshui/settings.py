@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     api_low_pct: float = Field(default=15.0, ge=0, lt=100)
     api_dry_days: float = Field(default=1.0, gt=0)
     api_token_ttl_s: float = Field(default=3600.0, gt=0)
+    # the programme (docs/programme.md): the yearly application deadline, MM-DD (the 2020 notice: 10-18)
+    application_deadline: str = Field(default="10-18", pattern=r"^\d{2}-\d{2}$")
 
 
 class MqttEndpoint(BaseModel):

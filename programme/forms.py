@@ -81,6 +81,20 @@ COLUMN_EN: dict[str, str] = {
     POPULATION: "population",
 }
 
+#: The longest text a column may hold; api.db.Application's SQL columns take these widths (电话 and 邮编
+#: are bounded by their patterns). Before, PostgreSQL refused a longer value when an accepted form was
+#: stored: a 500.
+MAX_TEXT_LENGTH: dict[str, int] = {
+    STREET_TOWN: 200,
+    NAME: 200,
+    RESIDENTS_COMMITTEE: 200,
+    CONTACT: 100,
+    ADDRESS: 300,
+}
+#: The largest 户数, 人口 and 序号 stored: an SQL INTEGER (PostgreSQL's is 32-bit; SQLite's 64-bit).
+#: A larger one made an accepted form a 500 when it was stored.
+MAX_INTEGER = 2**31 - 1
+
 #: Media types for serving the files (the API's Content-Type).
 MEDIA_TYPES: dict[str, str] = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -100,6 +114,9 @@ _TEXT_FIELDS: dict[str, str] = {
 _PHONE_RE = re.compile(PHONE_PATTERN)
 _POSTCODE_RE = re.compile(r"\d{6}")
 _WHOLE_RE = re.compile(r"[+-]?(\d+|\d{1,3}(,\d{3})+)(\.0*)?")  # 1460, 1,460 (Excel's CSV), 1460.0
+# int() refuses text of more than sys.get_int_max_str_digits() digits (4300: a ValueError, which was a
+# 500); a number of far more digits than any count or 序号 is read as no number.
+_MAX_WHOLE_DIGITS = 100
 _BENCHMARK_MARKS = frozenset({"√", "✓", "✔", "是", "Y", "y", "1"})
 # openpyxl refuses these in cell text (XML 1.0 has no way to store them); refusing them on reading as
 # well keeps every accepted row writable.
@@ -350,7 +367,8 @@ def _whole(value: object) -> int | None:
     text = _text(value)
     if not _WHOLE_RE.fullmatch(text):
         return None
-    return int(text.split(".")[0].replace(",", ""))
+    digits = text.split(".")[0].replace(",", "")
+    return int(digits) if len(digits) <= _MAX_WHOLE_DIGITS else None
 
 
 def _cell_ref(sheet: _Sheet, row: int, col: int) -> str | None:
@@ -584,6 +602,14 @@ def _parse_row(
             problem(header, "bad_text", "含有不可见的控制字符", "contains control characters")
         elif not text:
             problem(header, "missing_field", "未填写（必填）", "is empty (required)")
+        elif len(text) > MAX_TEXT_LENGTH.get(header, len(text)):
+            limit = MAX_TEXT_LENGTH[header]
+            problem(
+                header,
+                "too_long",
+                f"有 {len(text)} 个字符，最多 {limit} 个",
+                f"is {len(text)} characters long, longer than {limit}",
+            )
         elif header == PHONE and not _PHONE_RE.fullmatch(text):
             hint_zh, hint_en = "", ""
             if isinstance(value, int | float):
@@ -637,6 +663,13 @@ def _parse_row(
                 problem(
                     header, "not_positive", f"{count} 应为正整数", f"{count} must be a positive whole number"
                 )
+            elif count > MAX_INTEGER:  # (far larger, the people-per-household ratio overflowed a float)
+                problem(
+                    header,
+                    "too_large",
+                    f"{count} 过大（最多 {MAX_INTEGER}）",
+                    f"{count} is larger than {MAX_INTEGER}",
+                )
             else:
                 counts[header] = count
         households, population = counts[HOUSEHOLDS], counts[POPULATION]
@@ -654,6 +687,8 @@ def _parse_row(
                 )
 
     given_seq = _whole(raw(SEQ))
+    if given_seq is not None and abs(given_seq) > MAX_INTEGER:
+        given_seq = None  # no 序号 SQL can store: the row's position stands in, as for one that is no number
     form_row = None
     if not problems and len(texts) == len(_TEXT_FIELDS):
         form_row = FormRow(

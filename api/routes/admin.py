@@ -48,7 +48,7 @@ def check_scope(site: Site, role: Role, communities: list[str]) -> None:
 def create(ctx: CtxDep, principal: PrincipalDep, body: KeyCreate) -> KeyCreated:
     """Create a key (admins). The response is the only time the key is shown."""
     principal.require()
-    check_scope(ctx.site, body.role, body.communities)
+    check_scope(ctx.registry(), body.role, body.communities)
     now = ctx.now()
     with ctx.db.session() as s:
         row, text = create_key(s, body.role, body.communities, body.label, principal.key_id, now)

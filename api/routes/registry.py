@@ -82,7 +82,7 @@ def claims(c: Community) -> list[ClaimPublic]:
 def list_districts(ctx: CtxDep, principal: PrincipalDep) -> list[DistrictPublic]:
     """Districts with at least one community the caller may see."""
     out = []
-    for d in ctx.site.districts:
+    for d in ctx.registry().districts:
         visible = [c.id for c in d.communities if principal.sees(c.id)]
         if visible:
             out.append(DistrictPublic(id=d.id, name=d.name, name_en=d.name_en, communities=visible))
@@ -101,7 +101,7 @@ def get_district(
 
 @router.get("/communities", response_model=list[CommunitySummary])
 def list_communities(ctx: CtxDep, principal: PrincipalDep) -> list[CommunitySummary]:
-    return [summary(d, c) for d, c in ctx.site.communities() if principal.sees(c.id)]
+    return [summary(d, c) for d, c in ctx.registry().communities() if principal.sees(c.id)]
 
 
 @router.get("/communities/{community_id}", response_model=CommunityDetail)

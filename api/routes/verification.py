@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
+from api import workflow
 from api.auth import Role, audit
 from api.db import Decision, VerificationRun
 from api.deps import ApiContext, CtxDep, PrincipalDep, ScopedDep
@@ -22,9 +23,9 @@ from api.schemas import (
     DecisionIn,
     DecisionPublic,
     DistrictVerdicts,
-    Overall,
     VerificationRunPublic,
 )
+from api.workflow import claim_verdicts, overall
 from verification.engine import verify
 from verification.report import render_html, render_pdf
 from verification.result import VerificationResult
@@ -41,22 +42,6 @@ def _check_year(ctx: ApiContext, year: int) -> None:
         raise ApiError("year_out_of_range", year=year, first=FIRST_YEAR, last=last)
 
 
-def overall(verdicts: list[str]) -> Overall:
-    """One word for a community-year: verified only if every claim is; any refuted claim refutes it;
-    else missing data says so; else partly."""
-    if verdicts and all(v == "verified" for v in verdicts):
-        return "verified"
-    if "not_verified" in verdicts:
-        return "not_verified"
-    if not verdicts or "insufficient_data" in verdicts:
-        return "insufficient_data"
-    return "partly_verified"
-
-
-def _claim_verdicts(result: dict[str, Any]) -> dict[str, str]:
-    return {str(c["id"]): str(c["verdict"]) for c in result.get("claims", [])}
-
-
 def _run_public(row: VerificationRun) -> VerificationRunPublic:
     return VerificationRunPublic(
         id=row.id,
@@ -64,7 +49,7 @@ def _run_public(row: VerificationRun) -> VerificationRunPublic:
         year=row.year,
         run_at=row.run_at,
         run_by=row.run_by,
-        overall=overall(list(_claim_verdicts(row.result).values())),
+        overall=overall(list(claim_verdicts(row.result).values())),
         result=row.result,
     )
 
@@ -85,12 +70,7 @@ def _decision_public(row: Decision) -> DecisionPublic:
 
 def _latest_run(ctx: ApiContext, community: str, year: int) -> VerificationRun | None:
     with ctx.db.session() as s:
-        return s.scalars(
-            select(VerificationRun)
-            .where(VerificationRun.community == community, VerificationRun.year == year)
-            .order_by(VerificationRun.id.desc())
-            .limit(1)
-        ).first()
+        return workflow.latest_run(s, community, year)
 
 
 def _require_run(ctx: ApiContext, community: str, year: int) -> VerificationRun:
@@ -116,7 +96,7 @@ def run_verification(
     """Run the verification engine on the metered data now and keep the result (evaluators, admins)."""
     principal.require(Role.EVALUATOR)
     _check_year(ctx, year)
-    result = verify(ctx.store, ctx.site, scoped.community.id, year)
+    result = verify(ctx.store, ctx.registry(), scoped.community.id, year)
     now = ctx.now()
     with ctx.db.session() as s:
         row = VerificationRun(
@@ -136,7 +116,7 @@ def run_verification(
             f"community/{scoped.community.id}/{year}",
             now,
             run_id=row.id,
-            claims=_claim_verdicts(row.result),
+            claims=claim_verdicts(row.result),
         )
     return _run_public(row)
 
@@ -167,7 +147,7 @@ def get_report(
     """The evaluation report of the latest run, zh-CN unless `lang=en`."""
     _check_year(ctx, year)
     row = _require_run(ctx, scoped.community.id, year)
-    html = render_html(ctx.site, VerificationResult.model_validate(row.result), lang)
+    html = render_html(ctx.registry(), VerificationResult.model_validate(row.result), lang)
     name = f"{scoped.community.id}-{year}-{lang}"
     if format == "html":
         return HTMLResponse(html, headers={"Content-Language": lang})
@@ -244,18 +224,13 @@ def district_verdicts(
     """Every community of the district the caller may see, with its latest verdicts and decision."""
     district = get_district(ctx, principal, district_id)
     _check_year(ctx, year)
-    names = {c.id: c.name for _, c in ctx.site.communities()}
+    names = {c.id: c.name for _, c in ctx.registry().communities()}
     out = []
     with ctx.db.session() as s:
         for cid in district.communities:
-            run = _latest_run(ctx, cid, year)
-            decision = s.scalars(
-                select(Decision)
-                .where(Decision.community == cid, Decision.year == year)
-                .order_by(Decision.id.desc())
-                .limit(1)
-            ).first()
-            claims = _claim_verdicts(run.result) if run else {}
+            run = workflow.latest_run(s, cid, year)
+            decision = workflow.latest_decision(s, cid, year)
+            claims = claim_verdicts(run.result) if run else {}
             out.append(
                 CommunityVerdict(
                     community=cid,

@@ -5,12 +5,17 @@ a row fails here before anything else runs. Each row says who may use the route 
 the expected answer of every cell (no key, a garbage key, admin, evaluator, a manager on their own
 community, on another one and on one that does not exist) follows from that, and every cell is requested
 against real servers (a backfilled influxd and SQLite / PostgreSQL). Mismatches are collected and shown
-together, so one run lists all of them.
+together, so one run lists all of them. A district's routes are also asked about a district that does
+not exist, and by a manager of none of its communities: 404, as a district they may not see (unless
+their role may not use the route at all: 403 first, whatever the district).
 
 Rules (api/auth.py): only the documentation and /healthz answer without a key (/auth/token takes the key
 in its form); admin does everything; evaluator reads everything and runs verifications and records
 decisions, but does no key/audit administration and acknowledges no alerts; a manager sees only their
 communities, and another community (or another community's alert) is 404, exactly as a missing one.
+The programme (docs/programme.md): every role reads cycles, forms (a manager only their communities'
+rows), evaluations and naming lists; only admins set a cycle or import a district's form (district-wide,
+so a manager is refused even for their own district); evaluators and admins fill in evaluations.
 """
 
 from __future__ import annotations
@@ -27,17 +32,20 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from api.app import create_app
+from api.auth import Role, create_key
 from api.db import Database
 from api.deps import ApiContext
 from api.live import NS
 from devices.profile import find_profile
 from jieshui.inventory import load_site
+from programme.forms import FormKind, FormRow, write_form
 from store.influx import InfluxStore
 from store.lineprotocol import Point
 from tests.api.conftest import NOW, OTHER, OWN, SITE, Api, District, make_api
 
 YEAR = 2025
 DISTRICT = "changning"
+MISSING_DISTRICT = "no-such-district"
 DEVICE = "rw-controller"  # in both OWN and OTHER: a rainwater controller, which reports fault_code
 MISSING = "no-such-community"
 MISSING_ALERT = 2**31 - 1
@@ -45,6 +53,9 @@ GARBAGE_KEY = "jsk_000000000000_" + "x" * 43
 GARBAGE_TOKEN = "jst_" + "x" * 43
 COLLECTOR = "authz-test"  # the tag of the points this test writes, and deletes afterwards
 LATER = NOW + dt.timedelta(minutes=1)  # the API's "now": the fault points written below are the latest
+#: The programme year whose forms are open at LATER (2026's applications close on 18 October 2026).
+FORM_YEAR = 2026
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 #: Routes that are not API routes (FastAPI's documentation), all public.
 DOC_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect"}  # /redoc is off
@@ -73,6 +84,9 @@ class Row:
     manager: bool = True
     params: dict[str, Any] = field(default_factory=dict)
     json: dict[str, Any] | None = None
+    #: a raw request body (and its Content-Type), for the routes that take a file
+    content: tuple[bytes, str] | None = None
+    year: int = YEAR  # the path's {year}
     content_type: str = "application/json"
     #: a look at a successful answer: what is wrong with it, or None
     check: Callable[[Matrix, Cell, httpx.Response], str | None] | None = None
@@ -156,9 +170,72 @@ def _check_report(m: Matrix, cell: Cell, r: httpx.Response) -> str | None:
     return None if "<html" in r.text else "not an HTML report"
 
 
+def _check_open_cycles(m: Matrix, cell: Cell, r: httpx.Response) -> str | None:
+    years = [c["year"] for c in r.json()]
+    return None if years == [YEAR] else f"cycles {years} open, want [{YEAR}] (its guidance runs to January)"
+
+
+def _check_cycle(m: Matrix, cell: Cell, r: httpx.Response) -> str | None:
+    year = int(r.request.url.path.rsplit("/", 1)[1])
+    return None if r.json()["year"] == year else f"cycle of {r.json()['year']}, want {year}"
+
+
+def _check_cycle_set(m: Matrix, cell: Cell, r: httpx.Response) -> str | None:
+    deadline, want = r.json()["application_deadline"], CYCLE["application"]["end"]
+    return _check_cycle(m, cell, r) or (None if deadline == want else f"deadline {deadline}, want {want}")
+
+
+def _check_form_rows(m: Matrix, cell: Cell, r: httpx.Response) -> str | None:
+    return _same("form rows", {a["community"] for a in r.json()}, _visible(m, cell) & set(FORM_COMMUNITIES))
+
+
+def _check_naming(m: Matrix, cell: Cell, r: httpx.Response) -> str | None:
+    return _same("naming rows", {x["community"] for x in r.json()["rows"]}, _visible(m, cell))
+
+
+# --- the programme's bodies --------------------------------------------------------------------------
+
+_NAMES = {c.id: c.name for _, c in load_site(SITE).communities()}
+#: The communities of the application form of FORM_YEAR: inventory ones, so the registry stays as it is.
+FORM_COMMUNITIES = (OWN, OTHER)
+FORM = write_form(
+    [
+        FormRow(
+            seq=i,
+            street_town="新泾镇",
+            name=_NAMES[cid],
+            residents_committee=f"{_NAMES[cid]}居委",
+            contact="王丽",
+            phone="021-62681234",
+            postcode="200335",
+            address=f"长宁区哈密路{1000 + i}弄",
+            households=1200,
+            population=3000,
+        )
+        for i, cid in enumerate(FORM_COMMUNITIES, start=1)
+    ],
+    "xlsx",
+    FormKind.APPLICATION,
+    "长宁区",
+    FORM_YEAR,
+)
+#: A cycle far from every other row's years: the notice's windows, but a deadline of 20 October (what the
+#: check looks for).
+CYCLE_YEAR = 2030
+CYCLE = {
+    "application": {"start": "2030-09-01", "end": "2030-10-20"},
+    "training": {"start": "2030-11-11", "end": "2030-11-20"},
+    "guidance": {"start": "2030-11-01", "end": "2031-01-31"},
+    "evaluation": {"start": "2031-02-01", "end": "2031-04-30"},
+    "naming": {"start": "2031-05-01", "end": "2031-05-31"},
+}
+
+
 # --- the matrix --------------------------------------------------------------------------------------
 
 VERIFICATION = "/communities/{community_id}/verifications/{year}"
+EVALUATION = "/communities/{community_id}/evaluations/{year}"
+FORMS = "/districts/{district_id}/forms/{year}"
 
 ROWS: dict[tuple[str, str], Row] = {
     # public
@@ -213,6 +290,31 @@ ROWS: dict[tuple[str, str], Row] = {
     ("POST", "/alerts/{alert_id}/acknowledge"): Row(
         "alert", evaluator=False, json={"note": "authz matrix"}, check=_check_alert_ack
     ),
+    # the programme: cycles (admins set them), district forms (admins import them for the district's
+    # office; a manager reads their communities' rows), evaluations (evaluators write), naming lists
+    ("GET", "/cycles"): Row("global", check=_check_open_cycles),
+    ("GET", "/cycles/{year}"): Row("global", year=FORM_YEAR, check=_check_cycle),
+    ("PUT", "/cycles/{year}"): Row(
+        "global", evaluator=False, manager=False, year=CYCLE_YEAR, json=CYCLE, check=_check_cycle_set
+    ),
+    ("POST", FORMS): Row(
+        "district",
+        evaluator=False,
+        manager=False,
+        year=FORM_YEAR,
+        params={"form": "application", "format": "xlsx"},
+        content=(FORM, XLSX),
+        check=_check_form_rows,
+    ),
+    ("GET", FORMS): Row("district", year=FORM_YEAR, params={"form": "application"}, check=_check_form_rows),
+    ("GET", "/districts/{district_id}/naming/{year}"): Row("district", check=_check_naming),
+    ("GET", EVALUATION): Row("community", check=_check_community_field("community")),
+    ("PUT", EVALUATION): Row(
+        "community",
+        manager=False,
+        json={"listen_done": True, "result": "not_passed"},
+        check=_check_community_field("community"),
+    ),
 }
 
 NO_KEY = Cell("no key", None)
@@ -223,8 +325,18 @@ GARBAGE_BEARER = Cell("garbage bearer token", "garbage_token")
 def cells(scope: Scope) -> list[Cell]:
     """The columns of a row of this scope."""
     anyone = [NO_KEY, GARBAGE, GARBAGE_BEARER]
-    if scope in ("public", "token", "global", "district"):
+    if scope in ("public", "token", "global"):
         return [*anyone, *(Cell(w, w) for w in ("admin", "evaluator", "manager", "manager_other"))]
+    if scope == "district":
+        return [
+            *anyone,
+            *(Cell(w, w) for w in ("admin", "evaluator", "manager", "manager_other")),
+            Cell("manager of none of its communities", "manager_none", relation="other"),
+            *(
+                Cell(f"{w} on a missing district", w, relation="missing")
+                for w in ("admin", "evaluator", "manager")
+            ),
+        ]
     return [
         *(Cell(f"{c.label} on {OWN}", c.who, OWN) for c in anyone),
         Cell(f"admin on {OWN}", "admin", OWN),
@@ -247,6 +359,11 @@ def expected(row: Row, cell: Cell) -> Expect:
         return (401, "unauthenticated")
     if row.scope == "token":
         return (row.ok, None)
+    if row.scope == "district" and cell.relation in ("other", "missing"):
+        # a role that may not use the route is told so whatever the district; the others get the 404
+        # of a district they do not see
+        allowed = cell.who == "admin" or (row.evaluator if cell.who == "evaluator" else row.manager)
+        return (404, "district_not_found") if allowed else (403, "forbidden_role")
     if cell.relation in ("other", "missing"):
         return (404, "alert_not_found" if row.scope == "alert" else "community_not_found")
     if cell.who == "admin":
@@ -307,14 +424,15 @@ class Matrix:
         assert r.status_code == 201, r.text
         return r.json()["id"], r.json()["key"]
 
-    def url(self, path: str, cell: Cell, key_id: str) -> str:
+    def url(self, path: str, row: Row, cell: Cell, key_id: str) -> str:
         community = cell.community or OWN
         alert = MISSING_ALERT if cell.relation == "missing" else self.alert_ids.get(community, MISSING_ALERT)
+        missing_district = row.scope == "district" and cell.relation == "missing"
         return path.format(
             community_id=community,
-            year=YEAR,
+            year=row.year,
             device_id=DEVICE,
-            district_id=DISTRICT,
+            district_id=MISSING_DISTRICT if missing_district else DISTRICT,
             alert_id=alert,
             key_id=key_id,
         )
@@ -324,10 +442,13 @@ class Matrix:
         key_id = throwaway = ""
         if "{key_id}" in path:
             key_id, throwaway = self.throwaway_key()
-        url = self.url(path, cell, key_id)
+        url = self.url(path, row, cell, key_id)
         kw: dict[str, Any] = {"params": row.params}
         if row.json is not None:
             kw["json"] = row.json
+        body_headers: dict[str, str] = {}
+        if row.content is not None:
+            kw["content"], body_headers["Content-Type"] = row.content
         if row.scope == "token":  # the key goes in the form, not a header
             secret = self.api.keys[cell.who] if cell.who else ""
             kw["data"] = {"grant_type": "client_credentials", "client_secret": secret}
@@ -336,7 +457,7 @@ class Matrix:
             headers = {"Authorization": f"Bearer {GARBAGE_TOKEN}"}
         else:
             headers = self.api.headers(cell.who)
-        r = self.api.client.request(method, url, headers=headers, **kw)
+        r = self.api.client.request(method, url, headers={**headers, **body_headers}, **kw)
         return r, url, throwaway
 
 
@@ -352,10 +473,13 @@ def _error_code(r: httpx.Response) -> str | None:
 @contextmanager
 def _matrix(district: District, db_url: str) -> Iterator[Matrix]:
     """An API one minute after NOW, with a fault alert open in OWN and in OTHER (points of our own,
-    deleted afterwards) and a verification run of YEAR for each."""
+    deleted afterwards), a verification run of YEAR for each, and the district's application form of
+    FORM_YEAR naming both (so every role's view of the form has rows to filter)."""
     api = make_api(district, db_url, now=LATER)
     api.keys["garbage"] = GARBAGE_KEY
     api.keys["garbage_token"] = GARBAGE_TOKEN  # sent as a bearer token (and as the form's secret)
+    with api.ctx.db.session() as s:  # a community of no district (one since removed from the inventory)
+        api.keys["manager_none"] = create_key(s, Role.MANAGER, [MISSING], "none", "test", LATER)[1]
     t_ns = int(LATER.timestamp() * NS) - NS
     try:
         m = Matrix(api, {c.id for _, c in district.site.communities()})
@@ -373,6 +497,10 @@ def _matrix(district: District, db_url: str) -> Iterator[Matrix]:
             )
             run = api.post(f"/communities/{cid}/verifications/{YEAR}")
             assert run.status_code == 201, run.text
+        form = api.post(
+            f"/districts/{DISTRICT}/forms/{FORM_YEAR}", content=FORM, headers={"Content-Type": XLSX}
+        )
+        assert form.status_code == 200, form.text
         yield m
     finally:
         district.store.execute(f"DELETE FROM rainwater_system WHERE collector = '{COLLECTOR}'")

@@ -657,3 +657,31 @@ def test_phones_as_the_notice_writes_them(phone: str, ok: bool) -> None:
         with pytest.raises(FormError) as caught:
             read_form(data, "xlsx", APP, DISTRICT)
         assert [p.code for p in caught.value.problems] == ["bad_phone"]
+
+
+def test_values_the_database_cannot_hold_are_refused_on_their_cell() -> None:
+    """Found by schemathesis: each of these was accepted, then a 500 when stored (PostgreSQL)."""
+    long_name = "长" * 201
+    rows = [
+        list(COLUMNS[APP]),
+        app_cells(1, long_name),
+        app_cells(2, "哈密新苑", households=2**31, population=2**31 + 5),
+        app_cells(3, "剑河家苑", households="9" * 5000),
+    ]
+    with pytest.raises(FormError) as caught:
+        read_form(xlsx(rows), "xlsx", APP, DISTRICT)
+    got = [(p.cell, p.code) for p in caught.value.problems]
+    # (the 居委 column of row 2 is the name plus 居委会: too long as well)
+    assert got == [
+        ("C2", "too_long"),
+        ("E2", "too_long"),
+        ("J3", "too_large"),
+        ("K3", "too_large"),
+        ("J4", "bad_number"),
+    ]
+    assert caught.value.problems[0].en.endswith("is 201 characters long, longer than 200")
+
+
+def test_a_seq_too_large_to_store_gives_way_to_the_row_position() -> None:
+    data = xlsx([list(COLUMNS[APP]), app_cells(2**40, "新泾六村")])
+    assert read_form(data, "xlsx", APP, DISTRICT)[0].seq == 1
