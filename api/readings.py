@@ -19,9 +19,6 @@ from devices.registers import rollover_values
 from store.influx import InfluxStore, quote_ident
 from verification.checks import SHANGHAI_OFFSET_NS
 
-#: Tags every point carries; `SELECT *` returns them as columns, they are not readings.
-TAG_COLUMNS = frozenset({"district", "community", "device", "kind", "collector", "profile"})
-
 
 def _scalar(value: Any) -> Any:
     if isinstance(value, np.generic):

@@ -33,11 +33,11 @@ from api.schemas import (
 from api.workflow import overall
 from programme.cycle import PHASE_NAMES, Cycle, Phase
 from programme.evaluation import RESULT_NAMES, RESULT_PROBLEMS, Result, evidence, result_problems
-from programme.forms import FormError, FormKind, FormProblem
+from programme.forms import MEDIA_TYPES, FormError, FormKind, FormProblem
 
 router = APIRouter(tags=["programme"])
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX = MEDIA_TYPES["xlsx"]
 MAX_FORM_BYTES = 5 * 1024 * 1024
 DistrictId = Annotated[str, Path(min_length=1, max_length=64)]
 ProgrammeYear = Annotated[int, Path(ge=2000, le=2100, description="the programme year (applications in it)")]
