@@ -2,7 +2,7 @@
 # when missing, the .venv when pyproject.toml changed) and are safe to run again.
 VENV := .venv
 PY := $(VENV)/bin/python
-PACKAGES := jieshui devices collector store simulators verification api
+PACKAGES := jieshui devices collector store simulators verification api programme grafana
 
 .PHONY: demo test bootstrap lint typecheck unit
 

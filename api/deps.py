@@ -157,11 +157,3 @@ def get_scoped(ctx: CtxDep, principal: PrincipalDep, community_id: CommunityId) 
 
 
 ScopedDep = Annotated[Scoped, Depends(get_scoped)]
-
-
-def interval_s(device: Device, profile: Profile) -> float:
-    """How often a device reports: a polled device at its poll interval; an MQTT device at least every
-    `report_interval_s` of its profile (it may send more often, on events)."""
-    if device.connection.protocol == "mqtt" and profile.mqtt is not None and profile.mqtt.report_interval_s:
-        return profile.mqtt.report_interval_s
-    return device.poll_interval_s

@@ -41,6 +41,7 @@ from jieshui.errors import DatabaseNotFoundError, JieshuiError, StoreError
 from jieshui.inventory import ModbusRtu, ModbusTcp, Mqtt, Site
 from jieshui.settings import MqttEndpoint
 from store.influx import InfluxConfig, InfluxStore
+from store.inventory_points import inventory_lines
 from store.lineprotocol import LineProtocolError, Point
 
 log = logging.getLogger("jieshui.collector")
@@ -64,11 +65,24 @@ class CollectorConfig(BaseModel):
     health_host: str = "127.0.0.1"
     health_port: int = Field(default=9108, ge=0, le=65535)  # 0: a free port
     health_interval_s: float = Field(default=10.0, gt=0)
+    device_health_interval_s: float = Field(default=60.0, gt=0)  # `device_health` points, per device
     only: tuple[str, ...] = ()  # community ids; empty: all
     mqtt_share_group: str | None = None
     mqtt_session_expiry_s: int = Field(default=7 * 86400, ge=0)
     mqtt_ca_file: str | None = None
     limits: Limits = Field(default_factory=Limits)
+
+
+@dataclass
+class _DeviceSeen:
+    """What the collector saw of one device lately: the figures `device_health` records."""
+
+    ref: DeviceRef
+    interval_s: float  # how often it should be heard from
+    last_seen_ns: int = 0  # last answer or message; 0: none since the collector started
+    poll_lateness_s: float | None = None
+    poll_cycle_s: float | None = None
+    failed_polls: int = 0
 
 
 @dataclass
@@ -93,6 +107,10 @@ class Collector:
         self.buffer = Buffer(config.buffer_path, config.buffer_max_lines, config.buffer_sync)
         self.states = self.buffer.states()
         self.devices: dict[str, DeviceRef] = {}
+        self._seen: dict[str, _DeviceSeen] = {}
+        self._write_s: list[float] = []  # durations of the writes since the last health point
+        self.points_written = 0
+        self._started_ns = time.time_ns()
         self.topics: dict[str, DeviceRef] = {}
         self._modbus: list[tuple[DeviceRef, ModbusTcp | ModbusRtu, float]] = []
         for district, community in site.communities():
@@ -106,8 +124,11 @@ class Collector:
                 conn = device.connection
                 if isinstance(conn, Mqtt):
                     self.topics[f"jieshui/{district.id}/{community.id}/{device.id}/telemetry"] = ref
+                    every_s = device.interval_s()
                 else:
-                    self._modbus.append((ref, conn, config.poll_interval_s or device.poll_interval_s))
+                    every_s = config.poll_interval_s or device.poll_interval_s
+                    self._modbus.append((ref, conn, every_s))
+                self._seen[ref.key] = _DeviceSeen(ref, every_s)
         self._queue: asyncio.Queue[PollResult | Incoming] | None = None
         self._wake_drainer = asyncio.Event()
         self._stop = asyncio.Event()
@@ -130,8 +151,12 @@ class Collector:
         """Run until `stop()`; then flush what it can and close."""
         loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
+        self._started_ns = time.time_ns()
         self._start_http()
         store = InfluxStore(self.influx)
+        # the inventory facts dashboards need (docs/schema.md), written again at every start
+        with contextlib.suppress(BufferFull):
+            self.buffer.commit(inventory_lines(self.site, time.time_ns(), self.config.only))
         with contextlib.suppress(StoreError):  # if InfluxDB is down now, the drainer retries later
             await asyncio.to_thread(store.bootstrap)
         links: dict[str, ModbusLink] = {}
@@ -326,7 +351,10 @@ class Collector:
         m = self.metrics
         m.device_cycle.labels(key).set(poll.cycle_s)
         m.device_lateness.labels(key).set(poll.lateness_s)
+        seen = self._seen[key]
+        seen.poll_cycle_s, seen.poll_lateness_s = poll.cycle_s, poll.lateness_s
         if poll.blocks is None:
+            seen.failed_polls += 1
             m.device_errors.labels(key, poll.reason).inc()
             batch.counts[f"poll_error:{poll.reason}"] += 1
             if key not in self._faulty:
@@ -343,6 +371,7 @@ class Collector:
             self._faulty.discard(key)
             log.info("%s: answering again", key)
         m.device_last_seen.labels(key).set(time.time())
+        seen.last_seen_ns = time.time_ns()
         state = self._state(poll.device, batch)
         if poll.slot_ns <= state.last_time_ns:
             batch.counts["skipped_slot"] += 1  # a slot already stored (restart within one interval)
@@ -362,6 +391,7 @@ class Collector:
             self._add(dead, batch, "mqtt")
             return
         self.metrics.device_last_seen.labels(ref.key).set(time.time())
+        self._seen[ref.key].last_seen_ns = time.time_ns()
         state = self._state(ref, batch)
         result, new_state = process_mqtt(
             ref, state, message.payload, message.received_ns, self.config.limits, message.topic,
@@ -412,9 +442,12 @@ class Collector:
                 self._write_failed(exc, "rejected", failing=True)
                 await self._isolate(store, rows)
                 continue
-            self.metrics.write_seconds.observe(time.monotonic() - started)
+            took = time.monotonic() - started
+            self.metrics.write_seconds.observe(took)
+            self._write_s.append(took)
             self.buffer.remove_through(rows[-1][0])
             self.metrics.points_written.inc(len(rows))
+            self.points_written += len(rows)
             self.metrics.buffer_depth.set(self.buffer.depth)
             self.last_write_ok_ns = time.time_ns()
             if failing:
@@ -466,27 +499,64 @@ class Collector:
         }
 
     async def _health(self) -> None:
+        next_devices = time.monotonic()
         while not self._closing:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.config.health_interval_s):
                     await self._closed.wait()
             if self._closing:
                 return
-            h = self.health()
-            counters = self.buffer.counters()
-            fields: dict[str, float | int | bool | str] = {
-                "buffer_depth": self.buffer.depth,
-                "buffer_oldest_age_s": self.buffer.oldest_age_s(),
-                "failing_devices": len(self._faulty),
-                "accepted_modbus": counters.get("accepted_modbus", 0),
-                "accepted_mqtt": counters.get("accepted_mqtt", 0),
-                "duplicates": counters.get("duplicate", 0),
-                "dead_letters": sum(v for k, v in counters.items() if k.startswith("dead_letter:")),
-                "status_ok": h["status"] == "ok",
-            }
-            point = Point("collector_health", {"collector": self.config.collector_id}, fields, time.time_ns())
+            lines = [self._health_point().to_line()]
+            if time.monotonic() >= next_devices:
+                next_devices = time.monotonic() + self.config.device_health_interval_s
+                lines.extend(p.to_line() for p in self.device_health_points(time.time_ns()))
             with contextlib.suppress(BufferFull):
-                self.buffer.commit([point.to_line()])
+                self.buffer.commit(lines)
+
+    def device_health_points(self, now_ns: int) -> list[Point]:
+        """One `device_health` point per device: when it was last heard from and, for Modbus devices,
+        how late and how long its last poll was (docs/schema.md)."""
+        points = []
+        for key, seen in self._seen.items():
+            fields: dict[str, float | int | bool | str] = {
+                "failing": key in self._faulty,
+                "failed_polls": seen.failed_polls,
+            }
+            # after a restart, the last reading stored stands in for the last one seen; a device never
+            # seen has no age, but has been silent at least since the collector started
+            last_ns = seen.last_seen_ns or self.states.get(key, DeviceState()).last_time_ns
+            if last_ns > 0:
+                fields["last_seen_age_s"] = round(max(0.0, (now_ns - last_ns) / NS), 3)
+            silent_s = max(0.0, (now_ns - (last_ns or self._started_ns)) / NS)
+            fields["intervals_silent"] = round(silent_s / seen.interval_s, 3)
+            if seen.poll_lateness_s is not None and seen.poll_cycle_s is not None:
+                fields["poll_lateness_s"] = round(seen.poll_lateness_s, 4)
+                fields["poll_cycle_s"] = round(seen.poll_cycle_s, 4)
+            tags = {k: v for k, v in seen.ref.tags().items() if k != "profile"}
+            points.append(Point("device_health", tags, fields, now_ns))
+        return points
+
+    def _health_point(self) -> Point:
+        """The `collector_health` point: buffer, counters and the writes since the last one."""
+        h = self.health()
+        counters = self.buffer.counters()
+        fields: dict[str, float | int | bool | str] = {
+            "buffer_depth": self.buffer.depth,
+            "buffer_oldest_age_s": self.buffer.oldest_age_s(),
+            "failing_devices": len(self._faulty),
+            "accepted_modbus": counters.get("accepted_modbus", 0),
+            "accepted_mqtt": counters.get("accepted_mqtt", 0),
+            "duplicates": counters.get("duplicate", 0),
+            "dead_letters": sum(v for k, v in counters.items() if k.startswith("dead_letter:")),
+            "status_ok": h["status"] == "ok",
+            "points_written": self.points_written,
+            "writes": len(self._write_s),
+        }
+        if self._write_s:
+            fields["write_latency_ms_mean"] = round(1000 * sum(self._write_s) / len(self._write_s), 3)
+            fields["write_latency_ms_max"] = round(1000 * max(self._write_s), 3)
+        self._write_s = []
+        return Point("collector_health", {"collector": self.config.collector_id}, fields, time.time_ns())
 
     def _start_http(self) -> None:
         collector = self

@@ -211,6 +211,8 @@ def _cmd_collect(args: argparse.Namespace) -> int:
             buffer_max_lines=settings.buffer_max_lines,
             buffer_sync=settings.buffer_sync,
             health_port=args.health_port if args.health_port is not None else settings.health_port,
+            health_interval_s=settings.health_interval_s,
+            device_health_interval_s=settings.device_health_interval_s,
             only=tuple(args.only or ()),
             mqtt_share_group=args.share_group or settings.mqtt_share_group,
             mqtt_session_expiry_s=settings.mqtt_session_expiry_s,
@@ -436,6 +438,53 @@ def _cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grafana(args: argparse.Namespace) -> int:
+    from grafana import FOLDER_TITLE, FOLDER_UID, PROVISIONING
+    from grafana.push import GrafanaError, ProvisioningError, describe, load_provisioning, plan
+    from grafana.push import placeholder_values as influx_values
+    from grafana.push import push as push_to_grafana
+    from jieshui.settings import Settings
+
+    settings = Settings()
+    token = settings.influx_token.get_secret_value() if settings.influx_token else None
+    variables = influx_values(
+        args.influx_url or settings.influx_url,
+        args.influx_database or settings.influx_database,
+        args.influx_token or token,
+    )
+    root = Path(args.provisioning) if args.provisioning else PROVISIONING
+    try:
+        steps = plan(load_provisioning(root, variables), FOLDER_UID, args.folder_title or FOLDER_TITLE)
+    except ProvisioningError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    if args.dry_run:
+        for step in steps:
+            print(f"would push {describe(step)}")
+        print(f"dry run: {len(steps)} object(s), no request sent", file=sys.stderr)
+        return 0
+    missing = [f"--{n} (or JIESHUI_GRAFANA_{n.upper()})" for n in ("url", "token") if not getattr(args, n)]
+    if missing:
+        print(f"jieshui grafana push: {' and '.join(missing)} required", file=sys.stderr)
+        return EXIT_INVALID
+    if not args.url.startswith(("http://", "https://")):
+        print(f"jieshui grafana push: --url {args.url!r} must start with http(s)://", file=sys.stderr)
+        return EXIT_INVALID
+    if args.timeout <= 0:
+        print(f"jieshui grafana push: --timeout must be > 0 s, got {args.timeout:g}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        outcomes = push_to_grafana(steps, args.url, args.token, timeout_s=args.timeout)
+    except GrafanaError as exc:
+        print(f"jieshui grafana push: {exc}", file=sys.stderr)
+        return 1
+    created = sum(o.action == "created" for o in outcomes)
+    print(f"pushed {len(outcomes)} object(s) to {args.url}: {created} created, "
+          f"{len(outcomes) - created} updated", file=sys.stderr)  # fmt: skip
+    return 0
+
+
 def _site_option(parser: argparse.ArgumentParser) -> None:
     site = _env("SITE")
     parser.add_argument("--site", required=site is None, default=site, help="inventory YAML file")
@@ -600,6 +649,42 @@ def build_parser() -> argparse.ArgumentParser:
     up = db_actions.add_parser("upgrade", help="migrate to the newest schema")
     _db_option(up)
     up.set_defaults(func=_cmd_db)
+
+    grafana = sub.add_parser(
+        "grafana",
+        help="push the datasource, dashboards and alert rules to a running Grafana (HTTP API)",
+        description="`push` uploads grafana/provisioning (the InfluxQL datasource, the dashboards, the alert "
+        "rule groups) into the folder 节水 Jieshui by uid: a second push updates, never duplicates.",
+    )
+    grafana_actions = grafana.add_subparsers(dest="action", required=True, metavar="ACTION")
+    gp = grafana_actions.add_parser(
+        "push",
+        help="create or update every provisioned object by uid",
+        description="Create or update the folder, the datasource (its ${JIESHUI_INFLUX_*} placeholders "
+        "filled from --influx-* or JIESHUI_INFLUX_*), the dashboards and the alert rules, one line per "
+        "object. Exit 2 for invalid files, 1 when Grafana refuses a request or cannot be reached.",
+    )
+    gp.add_argument("--url", default=_env("GRAFANA_URL"), help="Grafana's base URL (JIESHUI_GRAFANA_URL)")
+    gp.add_argument(
+        "--token", default=_env("GRAFANA_TOKEN"),
+        help="service-account token, sent as a Bearer token (JIESHUI_GRAFANA_TOKEN; prefer the variable)",
+    )  # fmt: skip
+    _influx_options(gp)
+    gp.add_argument("--influx-token", default=None, help="InfluxDB token (default JIESHUI_INFLUX_TOKEN)")
+    gp.add_argument(
+        "--folder-title", default=_env("GRAFANA_FOLDER_TITLE"),
+        help="title of the folder, uid jieshui (JIESHUI_GRAFANA_FOLDER_TITLE, default 节水 Jieshui)",
+    )  # fmt: skip
+    gp.add_argument(
+        "--provisioning", default=_env("GRAFANA_PROVISIONING"), metavar="DIR",
+        help="provisioning directory (JIESHUI_GRAFANA_PROVISIONING, default grafana/provisioning)",
+    )  # fmt: skip
+    gp.add_argument(
+        "--timeout", type=float, default=_env("GRAFANA_TIMEOUT_S", "10"),
+        help="seconds to wait for each answer (JIESHUI_GRAFANA_TIMEOUT_S, default 10)",
+    )  # fmt: skip
+    gp.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
+    gp.set_defaults(func=_cmd_grafana)
 
     profiles = sub.add_parser(
         "profiles",

@@ -126,6 +126,14 @@ class Device(_Model):
     serial_number: str | None = None
     faults: list[Fault] = Field(default_factory=list)  # simulators only: what goes wrong, and when
 
+    def interval_s(self) -> float:
+        """How often it reports: a polled device at its poll interval; an MQTT device at least every
+        `report_interval_s` of its profile (it may send more often, on events)."""
+        mqtt = find_profile(self.profile).mqtt
+        if self.connection.protocol == "mqtt" and mqtt is not None and mqtt.report_interval_s:
+            return mqtt.report_interval_s
+        return self.poll_interval_s
+
 
 class FacilityKind(StrEnum):
     """The water-saving measures of the programme, plus the community's master meter."""

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     buffer_max_lines: int = Field(default=5_000_000, gt=0)
     buffer_sync: Literal["FULL", "NORMAL"] = "FULL"
     health_port: int = Field(default=9108, ge=0, le=65535)
+    health_interval_s: float = Field(default=10.0, gt=0)  # collector_health points
+    device_health_interval_s: float = Field(default=60.0, gt=0)  # device_health points, one per device
     mqtt_share_group: str | None = None
     mqtt_session_expiry_s: int = Field(default=7 * 86400, ge=0)
     poll_interval_s: float | None = Field(default=None, gt=0)

@@ -20,8 +20,9 @@ import numpy as np
 
 from jieshui.faults import ClockSkew, Dropout
 from jieshui.inventory import Site
-from simulators.model import NS, DeviceDay, SiteModel
+from simulators.model import NS, DeviceDay, SiteModel, local_midnight_ns
 from store.influx import InfluxStore
+from store.inventory_points import inventory_lines
 from store.lineprotocol import encode_columns, series_key
 
 BATCH_LINES = 10_000
@@ -109,6 +110,9 @@ def backfill(
     stats = BackfillStats()
     daily: dict[str, dict[str, list[float]]] = {}
     pending: Future[None] | None = None
+    # the inventory facts dashboards need (device_info, claims), stamped when the history starts;
+    # not readings, so not counted in `stats.points`
+    store.write_body("\n".join(inventory_lines(site, local_midnight_ns(start))).encode())
     batch: list[str] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-write") as pool:
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path
 
-from api.deps import CtxDep, PrincipalDep, ScopedDep, interval_s
+from api.deps import CtxDep, PrincipalDep, ScopedDep
 from api.errors import ApiError
 from api.schemas import (
     CatchmentPublic,
@@ -55,7 +55,7 @@ def devices(c: Community) -> list[DevicePublic]:
                 kind=str(profile.kind),
                 profile=profile.ref,
                 protocol=device.connection.protocol,
-                interval_s=interval_s(device, profile),
+                interval_s=device.interval_s(),
                 serial_number=device.serial_number,
             )
         )

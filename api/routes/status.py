@@ -10,7 +10,7 @@ from sqlalchemy import select
 from api import alerts, readings
 from api.auth import Role, audit
 from api.db import Alert
-from api.deps import ApiContext, CtxDep, PrincipalDep, Scoped, ScopedDep, find_community, interval_s
+from api.deps import ApiContext, CtxDep, PrincipalDep, Scoped, ScopedDep, find_community
 from api.errors import ApiError
 from api.live import (
     NS,
@@ -69,7 +69,7 @@ def community_status(ctx: ApiContext, scoped: Scoped) -> CommunityStatus:
     reuse: list[ReuseTotals] = []
     for facility, device in c.devices():
         profile = find_profile(device.profile)
-        every_s = interval_s(device, profile)
+        every_s = device.interval_s()
         windows = (int(max(3600.0, 10 * every_s)) * NS, LOOKBACK_S * NS)
         last = readings.latest(store, profile, c.id, device.id, windows, now_ns)
         health = device_health(last.time_ns if last else None, now_ns, every_s, limits)
