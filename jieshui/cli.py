@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from jieshui import __version__
 from jieshui.errors import InventoryError, JieshuiError
+from jieshui.mqtt_accounts import add_parser as add_mqtt_parser
 
 #: Exit status for invalid input (an inventory, a configuration): the caller must fix the input.
 EXIT_INVALID = 2
@@ -210,6 +211,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
             buffer_path=Path(args.buffer or settings.buffer_path or f"var/collector/{collector_id}.sqlite3"),
             buffer_max_lines=settings.buffer_max_lines,
             buffer_sync=settings.buffer_sync,
+            health_host=settings.health_host,
             health_port=args.health_port if args.health_port is not None else settings.health_port,
             health_interval_s=settings.health_interval_s,
             device_health_interval_s=settings.device_health_interval_s,
@@ -685,6 +687,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     gp.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
     gp.set_defaults(func=_cmd_grafana)
+
+    add_mqtt_parser(sub)
 
     profiles = sub.add_parser(
         "profiles",

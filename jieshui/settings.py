@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     buffer_path: str | None = None  # default var/collector/<collector_id>.sqlite3
     buffer_max_lines: int = Field(default=5_000_000, gt=0)
     buffer_sync: Literal["FULL", "NORMAL"] = "FULL"
+    health_host: str = "127.0.0.1"  # 0.0.0.0: let a Prometheus on another host scrape /metrics
     health_port: int = Field(default=9108, ge=0, le=65535)
     health_interval_s: float = Field(default=10.0, gt=0)  # collector_health points
     device_health_interval_s: float = Field(default=60.0, gt=0)  # device_health points, one per device

@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# docker-compose (1.29.2 in Debian 12, the same package name in 13): tests/deploy validates
+# docker-compose.yml with `docker-compose config`, which needs no Docker engine.
 APT_PACKAGES=(influxdb influxdb-client mosquitto mosquitto-clients mbpoll socat python3 python3-venv
-              chromium fonts-noto-cjk poppler-utils wrk)
+              chromium fonts-noto-cjk poppler-utils wrk docker-compose)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

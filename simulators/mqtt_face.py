@@ -6,7 +6,9 @@ and leaves a last will ({"online": false}) for the broker to publish if it vanis
 sends one message per wash, when the simulated clock reaches it, and a status message with its
 totalizers every 15 simulated minutes. Message faults (malformed, duplicate, out of order, clock skew,
 dropout) are applied here. Device timestamps are wall-clock milliseconds: devices keep real time even
-when the physics runs accelerated.
+when the physics runs accelerated. Given the site's device secret (`device_secret`, else the
+`JIESHUI_MQTT_DEVICE_SECRET` variable), each device logs in with its own account (`jieshui.mqtt_accounts`),
+as a field device does against a broker with the ACL; without it, all share the broker URL's credentials.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -27,6 +30,7 @@ from devices.profile import Profile, find_profile
 from jieshui.errors import JieshuiError
 from jieshui.faults import ClockSkew, Dropout, Duplicate, Malformed, OutOfOrder
 from jieshui.inventory import Device, Mqtt, Site
+from jieshui.mqtt_accounts import DEVICE_SECRET_ENV, device_password, device_username
 from jieshui.settings import MqttEndpoint
 from simulators.live import LiveWorld
 from simulators.model import NS
@@ -143,8 +147,17 @@ class MqttFace:
     """Publishes every MQTT device of a site from one scheduler thread."""
 
     def __init__(
-        self, site: Site, world: LiveWorld, broker: MqttEndpoint, seed: int = 1, keep_published: bool = False
+        self,
+        site: Site,
+        world: LiveWorld,
+        broker: MqttEndpoint,
+        seed: int = 1,
+        keep_published: bool = False,
+        device_secret: str | None = None,
     ):
+        # `jieshui simulate` does not pass the secret (yet): the variable is how docker-compose's demo
+        # profile gives it, so the simulated devices log in as field devices do and meet the ACL.
+        secret = device_secret if device_secret is not None else os.environ.get(DEVICE_SECRET_ENV) or None
         self.world = world
         self.broker = broker
         self.keep_published = keep_published
@@ -162,7 +175,10 @@ class MqttFace:
                     client_id=f"sim-{community.id}-{device.id}",
                     protocol=mqtt.MQTTv5,
                 )
-                if broker.username:
+                if secret:
+                    username = device_username(community.id, device.id)
+                    client.username_pw_set(username, device_password(secret, username))
+                elif broker.username:
                     password = broker.password.get_secret_value() if broker.password else None
                     client.username_pw_set(broker.username, password)
                 if broker.tls:
