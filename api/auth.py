@@ -116,7 +116,7 @@ def issue_token(session: Session, principal: Principal, now: dt.datetime, ttl_s:
     return f"{TOKEN_PREFIX}{secret}", int(ttl_s)
 
 
-def check_token(session: Session, text: str, now: dt.datetime) -> Principal:
+def _check_token(session: Session, text: str, now: dt.datetime) -> tuple[Principal, dt.datetime]:
     row = session.get(AccessToken, _sha256(text.removeprefix(TOKEN_PREFIX)))
     if row is None:
         raise ApiError("unauthenticated", headers={"WWW-Authenticate": "Bearer"})
@@ -125,16 +125,19 @@ def check_token(session: Session, text: str, now: dt.datetime) -> Principal:
     key = session.get(ApiKey, row.key_id)
     if key is None or key.revoked_at is not None:
         raise ApiError("key_revoked", headers={"WWW-Authenticate": "Bearer"})
-    return _principal(key)
+    return _principal(key), row.expires_at
 
 
-def authenticate(session: Session, credential: str | None, now: dt.datetime) -> Principal:
-    """The principal for a key or a token, whichever the caller sent."""
+def authenticate_with_expiry(
+    session: Session, credential: str | None, now: dt.datetime
+) -> tuple[Principal, dt.datetime | None]:
+    """The principal for a key or a token, whichever the caller sent, and when the credential stops
+    being valid by itself (a token's expiry; None for a key, valid until revoked)."""
     if not credential:
         raise ApiError("unauthenticated", headers={"WWW-Authenticate": "Bearer"})
     if credential.startswith(TOKEN_PREFIX):
-        return check_token(session, credential, now)
-    return check_key(session, credential)
+        return _check_token(session, credential, now)
+    return check_key(session, credential), None
 
 
 def revoke_key(session: Session, key_id: str, now: dt.datetime) -> ApiKey | None:

@@ -7,13 +7,15 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import select
 
-from api.auth import Principal, authenticate
+from api.auth import Principal, authenticate_with_expiry
+from api.cache import TtlCache
 from api.db import Application, Database
 from api.errors import ApiError, Lang, negotiate_lang
 from api.live import Thresholds
@@ -40,11 +42,30 @@ class ApiContext:
     max_points: int = 10_000
     application_deadline: tuple[int, int] = (10, 18)  # month, day: the notice's 18 October
     buckets: SettledBuckets = field(default_factory=SettledBuckets)  # FIRST/LAST of settled days
+    # How long the API reuses what it looked up (docs/api.md, "Caching"); 0: looked up every request.
+    # A community's status (its readings change once per poll interval), the principal of a key or
+    # token (a key revoked through this process is forgotten at once, elsewhere within this time), the
+    # registry (applications imported through this process show at once).
+    status_cache_s: float = 0.0
+    auth_cache_s: float = 0.0
+    registry_cache_s: float = 0.0
+    status_cache: TtlCache[Any] = field(init=False)
+    auth_cache: TtlCache[tuple[Principal, dt.datetime | None]] = field(init=False)
+    registry_cache: TtlCache[Site] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.status_cache = TtlCache(self.status_cache_s)
+        self.auth_cache = TtlCache(self.auth_cache_s)
+        self.registry_cache = TtlCache(self.registry_cache_s)
 
     def now(self) -> dt.datetime:
         return self.clock()
 
     def registry(self) -> Site:
+        """`registry_now()`, reused for `registry_cache_s` seconds."""
+        return self.registry_cache.get("registry", self.registry_now)
+
+    def registry_now(self) -> Site:
         """The inventory plus the communities accepted from the districts' application forms (the
         programme's 附件2) that the inventory does not have yet: a new applicant is a community with no
         devices until its meters are installed and added to the inventory. A community nominated on a
@@ -93,7 +114,7 @@ def merged_registry(site: Site, rows: list[Application]) -> Site:
     return site.model_copy(update={"districts": districts})
 
 
-def get_ctx(request: Request) -> ApiContext:
+async def get_ctx(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
 
@@ -108,19 +129,33 @@ bearer = OAuth2PasswordBearer(
 )
 
 
-def get_principal(
+async def get_principal(
     ctx: CtxDep,
     key: Annotated[str | None, Security(api_key_header)],
     token: Annotated[str | None, Security(bearer)],
 ) -> Principal:
-    with ctx.db.session() as s:
-        return authenticate(s, key or token, ctx.now())
+    """The caller, from the auth cache or the database (in a worker thread: it blocks). Only
+    successful lookups are cached, keyed by the credential's SHA-256, with the token's expiry."""
+    credential = key or token
+    now = ctx.now()
+    cache_key = hashlib.sha256(credential.encode()).hexdigest() if credential else ""
+    cached = ctx.auth_cache.peek(cache_key) if credential else None
+    if cached is not None and (cached[1] is None or now < cached[1]):
+        return cached[0]
+
+    def lookup() -> tuple[Principal, dt.datetime | None]:
+        with ctx.db.session() as s:
+            return authenticate_with_expiry(s, credential, now)
+
+    found = await run_in_threadpool(lookup)
+    ctx.auth_cache.put(cache_key, found)
+    return found[0]
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_lang(accept_language: Annotated[str | None, Header()] = None) -> Lang:
+async def get_lang(accept_language: Annotated[str | None, Header()] = None) -> Lang:
     return negotiate_lang(accept_language)
 
 
@@ -152,7 +187,9 @@ def find_community(ctx: ApiContext, principal: Principal, community_id: str) -> 
     raise ApiError("community_not_found", community=community_id)
 
 
-def get_scoped(ctx: CtxDep, principal: PrincipalDep, community_id: CommunityId) -> Scoped:
+async def get_scoped(ctx: CtxDep, principal: PrincipalDep, community_id: CommunityId) -> Scoped:
+    if ctx.registry_cache.peek("registry") is None:  # looking it up blocks: in a worker thread
+        await run_in_threadpool(ctx.registry)
     return find_community(ctx, principal, community_id)
 
 

@@ -323,6 +323,8 @@ def _cmd_api(args: argparse.Namespace) -> int:
     store = InfluxStore(_influx_config(args, settings))
     ctx = ApiContext(
         site, Database(_db_url(args)), store, limits=limits, token_ttl_s=settings.api_token_ttl_s,
+        status_cache_s=settings.api_status_cache_s,
+        auth_cache_s=settings.api_auth_cache_s, registry_cache_s=settings.api_registry_cache_s,
         application_deadline=parse_deadline(settings.application_deadline),
     )  # fmt: skip
     print(f"jieshui api: http://{args.host}:{args.port}/docs (SQL: {ctx.db.engine.url!r})", file=sys.stderr)

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     api_low_pct: float = Field(default=15.0, ge=0, lt=100)
     api_dry_days: float = Field(default=1.0, gt=0)
     api_token_ttl_s: float = Field(default=3600.0, gt=0)
+    # a community's status is reused this long (its readings change once per poll interval); 0: never
+    api_status_cache_s: float = Field(default=10.0, ge=0, le=300)
+    api_auth_cache_s: float = Field(default=10.0, ge=0, le=300)  # keys revoked elsewhere: within this
+    api_registry_cache_s: float = Field(default=10.0, ge=0, le=300)  # forms imported elsewhere: within this
     # the programme (docs/programme.md): the yearly application deadline, MM-DD (the 2020 notice: 10-18)
     application_deadline: str = Field(default="10-18", pattern=r"^\d{2}-\d{2}$")
 

@@ -83,6 +83,7 @@ def revoke(ctx: CtxDep, principal: PrincipalDep, key_id: str = Path(min_length=1
         if row is None:
             raise ApiError("key_not_found", key=key_id)
         audit(s, principal.key_id, principal.role, "key.revoke", f"key/{key_id}", now)
+    ctx.auth_cache.clear()  # the key and its tokens stop working here at once
     return Response(status_code=204)
 
 

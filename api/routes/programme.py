@@ -184,6 +184,7 @@ def import_form(
         err = ApiError("invalid_form", count=len(exc.problems))
         err.details = problem_details(exc.problems, lang)
         raise err from exc
+    ctx.registry_cache.invalidate("registry")  # the accepted applications join the registry now
     return out
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from api import alerts, readings
@@ -160,10 +161,26 @@ def community_status(ctx: ApiContext, scoped: Scoped) -> CommunityStatus:
 
 
 @router.get("/communities/{community_id}/status", response_model=CommunityStatus)
-def get_status(ctx: CtxDep, scoped: ScopedDep) -> CommunityStatus:
+async def get_status(ctx: CtxDep, scoped: ScopedDep) -> Response:
     """Latest reading per device with its age, tank status, reuse today/this month/this year (Asia/Shanghai),
-    device health and the open alerts (evaluated now)."""
-    return community_status(ctx, scoped)
+    device health and the open alerts, as evaluated at `at` (at most JIESHUI_API_STATUS_CACHE_S ago)."""
+    entry: tuple[CommunityStatus, bytes] | None = ctx.status_cache.peek(scoped.community.id)
+    if entry is None:  # computing it blocks on InfluxDB and SQL: in a worker thread
+        entry = await run_in_threadpool(_status_entry, ctx, scoped)
+    return Response(content=entry[1], media_type="application/json")
+
+
+def _status_entry(ctx: ApiContext, scoped: Scoped) -> tuple[CommunityStatus, bytes]:
+    """The community's status and its JSON, computed at most once per `ctx.status_cache_s` seconds."""
+    entry: tuple[CommunityStatus, bytes] = ctx.status_cache.get(
+        scoped.community.id, lambda: _encoded(ctx, scoped)
+    )
+    return entry
+
+
+def _encoded(ctx: ApiContext, scoped: Scoped) -> tuple[CommunityStatus, bytes]:
+    status = community_status(ctx, scoped)
+    return status, status.model_dump_json().encode()
 
 
 @router.get("/communities/{community_id}/alerts", response_model=list[AlertPublic])
@@ -175,8 +192,8 @@ def list_alerts(
     ),
     limit: int = Query(default=200, ge=1, le=1000),
 ) -> list[AlertPublic]:
-    """The community's alerts, re-evaluated against the live data first."""
-    community_status(ctx, scoped)
+    """The community's alerts, re-evaluated against the live data first (the status is refreshed too)."""
+    ctx.status_cache.put(scoped.community.id, _encoded(ctx, scoped))
     with ctx.db.session() as s:
         q = select(Alert).where(Alert.community == scoped.community.id)
         if state == "open":
@@ -211,6 +228,7 @@ def acknowledge(
             note=body.note,
         )
         s.flush()
+        ctx.status_cache.invalidate(row.community)  # the next status shows the acknowledgement
         return alerts.public(row)
 
 

@@ -112,9 +112,15 @@ class Api:
         return self.client.delete(path, headers={**self.headers(who), **kw.pop("headers", {})}, **kw)
 
 
+#: The caches as `jieshui api` runs by default (JIESHUI_API_*_CACHE_S): every test runs the deployed path.
+CACHES = {"status_cache_s": 10.0, "auth_cache_s": 10.0, "registry_cache_s": 10.0}
+
+
 def make_api(district: District, db_url: str, now: dt.datetime = NOW) -> Api:
     db = Database(db_url)
-    ctx = ApiContext(site=district.site, db=db, store=district.store, clock=lambda: now.astimezone(dt.UTC))
+    ctx = ApiContext(
+        site=district.site, db=db, store=district.store, clock=lambda: now.astimezone(dt.UTC), **CACHES
+    )
     api = Api(ctx, TestClient(create_app(ctx), raise_server_exceptions=False))
     with db.session() as s:
         for who, role, communities in [
