@@ -4,12 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PACKAGES := jieshui devices collector store simulators verification api programme grafana
 
-.PHONY: demo test bootstrap lint typecheck unit
+.PHONY: demo test bench bootstrap lint typecheck unit
 
 demo: bootstrap
 	$(VENV)/bin/jieshui demo
 
 test: bootstrap lint typecheck unit
+
+# Every benchmark, side by side with its baseline, in under ten minutes: bench/results.json and the
+# table in docs/benchmarks.md (bench/run_all.py).
+bench: bootstrap
+	$(PY) -m bench.run_all
 
 bootstrap:
 	@bash scripts/bootstrap.sh

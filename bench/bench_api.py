@@ -27,6 +27,7 @@ import httpx
 from fastapi import FastAPI
 
 from bench.common import Result, record, report
+from jieshui.services import InfluxServer
 
 ROOT = Path(__file__).parents[1]
 DEFAULT_BUDGET_S = 60
@@ -96,47 +97,55 @@ def _serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def run(budget_s: float, connections: int = 8) -> Result:
-    from api.auth import Role, create_key
-    from api.db import Database
-    from jieshui.inventory import load_site
-    from jieshui.services import InfluxServer
-    from simulators.backfill import backfill
-    from store.influx import InfluxConfig, InfluxStore
-
     if shutil.which("wrk") is None:
         raise SystemExit("bench_api needs wrk (Debian package wrk; scripts/bootstrap.sh installs it)")
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp, InfluxServer(Path(tmp) / "influxd") as server:
-        store = InfluxStore(InfluxConfig(url=server.url, database="bench", timeout_s=300))
-        store.bootstrap()
-        stats = backfill(load_site(SITE), store, START, END, step_s=60)
-        store.close()
-        db_url = f"sqlite:///{tmp}/api.sqlite3"
-        db = Database(db_url)
-        with db.session() as s:
-            _, key = create_key(s, Role.MANAGER, ["xinjing-6"], "bench", "bench", dt.datetime.now(dt.UTC))
-        db.close()
-        # five wrk runs share what is left of the budget: bare and status twice, cold once
-        seconds = max(2, int((budget_s - (time.monotonic() - started) - 10) / 5))
-        env = {**os.environ, "BENCH_DB_URL": db_url, "BENCH_INFLUX_URL": server.url}
-        auth = {"X-API-Key": key}
-        path = "/communities/xinjing-6/status"
-        uvicorn, base = _serve({**env, "BENCH_CACHE_S": "10"})
+    with tempfile.TemporaryDirectory() as tmp:
+        server = InfluxServer(Path(tmp) / "influxd")
+        server.start()
         try:
-            httpx.get(base + path, headers=auth, timeout=30).raise_for_status()  # warm-up; it must work
-            bare, status = [], []
-            for _ in range(2):  # alternate, so drift on a shared machine hits both alike
-                bare.append(_wrk(f"{base}/bench/bare", seconds, connections, {}))
-                status.append(_wrk(base + path, seconds, connections, auth))
+            return _measure(server, tmp, budget_s, connections, started)
         finally:
-            uvicorn.terminate()
-            uvicorn.wait(timeout=10)
-        uvicorn, base = _serve({**env, "BENCH_CACHE_S": "0"})
-        try:
-            cold = _wrk(base + path, seconds, connections, auth)
-        finally:
-            uvicorn.terminate()
-            uvicorn.wait(timeout=10)
+            server.stop()
+
+
+def _measure(server: InfluxServer, tmp: str, budget_s: float, connections: int, started: float) -> Result:
+    from api.auth import Role, create_key
+    from api.db import Database
+    from jieshui.inventory import load_site
+    from simulators.backfill import backfill
+    from store.influx import InfluxConfig, InfluxStore
+
+    store = InfluxStore(InfluxConfig(url=server.url, database="bench", timeout_s=300))
+    store.bootstrap()
+    stats = backfill(load_site(SITE), store, START, END, step_s=60)
+    store.close()
+    db_url = f"sqlite:///{tmp}/api.sqlite3"
+    db = Database(db_url)
+    with db.session() as s:
+        _, key = create_key(s, Role.MANAGER, ["xinjing-6"], "bench", "bench", dt.datetime.now(dt.UTC))
+    db.close()
+    # five wrk runs share what is left of the budget: bare and status twice, cold once
+    seconds = max(2, int((budget_s - (time.monotonic() - started) - 10) / 5))
+    env = {**os.environ, "BENCH_DB_URL": db_url, "BENCH_INFLUX_URL": server.url}
+    auth = {"X-API-Key": key}
+    path = "/communities/xinjing-6/status"
+    uvicorn, base = _serve({**env, "BENCH_CACHE_S": "10"})
+    try:
+        httpx.get(base + path, headers=auth, timeout=30).raise_for_status()  # warm-up; it must work
+        bare, status = [], []
+        for _ in range(2):  # alternate, so drift on a shared machine hits both alike
+            bare.append(_wrk(f"{base}/bench/bare", seconds, connections, {}))
+            status.append(_wrk(base + path, seconds, connections, auth))
+    finally:
+        uvicorn.terminate()
+        uvicorn.wait(timeout=10)
+    uvicorn, base = _serve({**env, "BENCH_CACHE_S": "0"})
+    try:
+        cold = _wrk(base + path, seconds, connections, auth)
+    finally:
+        uvicorn.terminate()
+        uvicorn.wait(timeout=10)
     bare_rps, status_rps = max(bare), max(status)
     return Result(
         name="api",

@@ -69,13 +69,13 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    servers = {}
+    servers: dict[str, str | None] = {}
     for binary, args in (("influxd", ["version"]), ("mosquitto", ["-h"])):
         try:
             out = subprocess.run([binary, *args], capture_output=True, text=True, timeout=10, check=False)

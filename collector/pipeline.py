@@ -13,15 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import overload
 
 from pydantic import ValidationError
 
 from devices.payload import payload_model, payload_to_quantities
 from devices.profile import Profile
 from devices.registers import ROLLOVER_BAND, codecs_for, rollover_values
-from store.lineprotocol import FieldValue, Point
+from store.lineprotocol import FieldValue, Point, series_key
 
 NS = 10**9
 #: Raw input kept in a dead letter (characters); enough to see what was wrong, never a whole flood.
@@ -42,6 +44,11 @@ class DeviceRef:
     def key(self) -> str:
         """`community/device`, unique in a site."""
         return f"{self.community}/{self.device}"
+
+    @cached_property
+    def series_key(self) -> str:
+        """`measurement,tags` of the device's readings, encoded once (it is the same for every reading)."""
+        return series_key(str(self.profile.kind), self.tags())
 
     def tags(self) -> dict[str, str]:
         """The tags of every point of this device (docs/schema.md)."""
@@ -88,30 +95,106 @@ class DeadLetter:
         return Point("dead_letter", tags, fields, self.time_ns)
 
 
+class SeenWindow(Sequence[str]):
+    """The newest message ids of a device, oldest first, at most a given number: an immutable value
+    whose successor shares its storage. `added` appends in place when this window is the newest view
+    of its list (the usual case: O(1)) and copies only when another window already grew from it, so an
+    older state (the one kept when a batch could not be stored) never sees ids added after it."""
+
+    __slots__ = ("_end", "_ids", "_start")
+
+    def __init__(self, ids: Iterable[str] = (), start: int = 0, end: int | None = None) -> None:
+        self._ids = ids if isinstance(ids, list) else list(ids)
+        self._start = start
+        self._end = len(self._ids) if end is None else end
+
+    def added(self, message_id: str, limit: int) -> tuple[SeenWindow, list[str]]:
+        """The window with `message_id` appended, and the ids that fell out of it."""
+        ids, start, end = self._ids, self._start, self._end
+        if end != len(ids):  # another window already grew from this one
+            ids, start, end = ids[start:end], 0, end - start
+        ids.append(message_id)
+        end += 1
+        first = max(start, end - limit)
+        dropped = ids[start:first]
+        if first > SEEN_SLACK:  # compact now and then: a copy every SEEN_SLACK ids, few dead ids kept
+            ids, end, first = ids[first:end], end - first, 0
+        return SeenWindow(ids, first, end), dropped
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        view = self._ids[self._start : self._end]
+        return view[i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids[self._start : self._end])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SeenWindow | list | tuple):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"SeenWindow({list(self)!r})"
+
+
 @dataclass
 class DeviceState:
     """What the pipeline remembers of a device: last totalizer values and the ids of recent messages."""
 
     last: dict[str, float] = field(default_factory=dict)  # quantity -> last accepted cumulative value
     last_time_ns: int = 0
-    seen: list[str] = field(default_factory=list)  # recent message ids, oldest first
+    seen: SeenWindow = field(default_factory=SeenWindow)  # recent message ids, oldest first
     resets: int = 0
+    seen_total: int = 0  # ids ever remembered: the newest id of `seen` is number `seen_total`
+    # `seen` as a set, handed from each state to the next by `remember` (rebuilt when asked again):
+    # the membership test of every message is O(1) instead of a scan of the window
+    _index: set[str] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seen, SeenWindow):
+            self.seen = SeenWindow(self.seen)
+        self.seen_total = max(self.seen_total, len(self.seen))
+
+    def take_index(self) -> set[str]:
+        """The set of `seen`, moved out of this state (which builds it again if asked again)."""
+        index = self._index if self._index is not None else set(self.seen)
+        self._index = None
+        return index
 
     def to_json(self) -> str:
-        """Serialised for the buffer's state table."""
+        """Serialised for the buffer's state table, without the ids (the buffer keeps them in rows of
+        their own: rewriting a window of 2,048 ids per device and batch dominated MQTT ingest)."""
         return json.dumps(
-            {"last": self.last, "t": self.last_time_ns, "seen": self.seen, "resets": self.resets}
+            {"last": self.last, "t": self.last_time_ns, "resets": self.resets, "seen_total": self.seen_total}
         )
 
     @classmethod
-    def from_json(cls, text: str) -> DeviceState:
-        """The inverse of `to_json`."""
+    def from_json(cls, text: str, seen: list[str] | None = None) -> DeviceState:
+        """The inverse of `to_json`, with the ids from the buffer (or, from a buffer written before
+        they had rows of their own, from the JSON)."""
         raw = json.loads(text)
-        return cls(dict(raw["last"]), int(raw["t"]), list(raw["seen"]), int(raw.get("resets", 0)))
+        ids = seen if seen is not None else list(raw.get("seen", []))
+        total = int(raw.get("seen_total", len(ids)))
+        return cls(dict(raw["last"]), int(raw["t"]), SeenWindow(ids), int(raw.get("resets", 0)), total)
 
 
-#: How many message ids per device are remembered for de-duplication.
-SEEN_WINDOW = 2048
+#: How many message ids per device are remembered for de-duplication. Repeats come from the broker
+#: (messages delivered but not yet acknowledged when the collector stopped: at most the receive
+#: maximum, 1,000, in all) and from a device resending one it thinks lost (a few back): 1,024 covers
+#: both. A bigger window costs memory per device (bench/bench_memory.py: 1,000 devices).
+SEEN_WINDOW = 1024
+#: Ids that left a window but stay in its list until the next compaction (bounds the sawtooth of a
+#: device's memory; a compaction copies the window once per SEEN_SLACK ids).
+SEEN_SLACK = 32
 
 
 @dataclass(frozen=True)
@@ -148,7 +231,7 @@ class Reading:
         if self.late:
             fields["late"] = True
         tags = self.device.tags()
-        out = [Point(str(self.device.profile.kind), tags, fields, self.time_ns)]
+        out = [Point(str(self.device.profile.kind), tags, fields, self.time_ns, _key=self.device.series_key)]
         for event in self.events:
             out.append(
                 Point(
@@ -333,15 +416,20 @@ def totalize(
             deltas[q.name] = current
             events.append(MeterEvent(q.name, "reset", previous, current))
     resets = state.resets + sum(1 for e in events if e.kind == "reset")
-    return deltas, tuple(events), DeviceState(new_last, time_ns, state.seen, resets), False
+    new_state = DeviceState(new_last, time_ns, state.seen, resets, state.seen_total, state.take_index())
+    return deltas, tuple(events), new_state, False
 
 
 def remember(state: DeviceState, message_id: str) -> tuple[bool, DeviceState]:
     """Whether `message_id` was already seen for this device, and the state remembering it."""
-    if message_id in state.seen:
+    index = state.take_index()
+    if message_id in index:
+        state._index = index
         return True, state
-    seen = [*state.seen[-(SEEN_WINDOW - 1) :], message_id]
-    return False, DeviceState(state.last, state.last_time_ns, seen, state.resets)
+    seen, dropped = state.seen.added(message_id, SEEN_WINDOW)
+    index.difference_update(dropped)
+    index.add(message_id)
+    return False, DeviceState(state.last, state.last_time_ns, seen, state.resets, state.seen_total + 1, index)
 
 
 def sha256_hex(raw: str | bytes) -> str:

@@ -10,6 +10,7 @@ server thread. Bad input never stops it: every refusal is a dead letter, every f
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from collector.buffer import Buffer, BufferFull
@@ -58,6 +59,7 @@ class CollectorConfig(BaseModel):
     buffer_max_lines: int = Field(default=5_000_000, gt=0)
     buffer_sync: str = "FULL"
     batch_lines: int = Field(default=5000, gt=0)  # lines per write to InfluxDB
+    writes_in_flight: int = Field(default=2, ge=1, le=8)  # writes to InfluxDB at once
     flush_interval_s: float = Field(default=1.0, gt=0)  # longest a line waits when traffic is low
     modbus_timeout_s: float = Field(default=2.0, gt=0)
     modbus_retries: int = Field(default=1, ge=0)
@@ -83,6 +85,22 @@ class _DeviceSeen:
     poll_lateness_s: float | None = None
     poll_cycle_s: float | None = None
     failed_polls: int = 0
+    last_seen_gauge: Gauge | None = None  # its `jieshui_device_last_seen_timestamp_seconds` child
+
+
+@dataclass
+class _Write:
+    """A batch on its way to InfluxDB."""
+
+    rows: list[tuple[int, str]]  # (buffer id, line)
+    started: float
+    future: asyncio.Future[None]
+
+
+async def _settle(inflight: collections.deque[_Write]) -> None:
+    """Wait for the writes in flight, whatever their outcome (their lines stay buffered)."""
+    await asyncio.gather(*(w.future for w in inflight), return_exceptions=True)
+    inflight.clear()
 
 
 @dataclass
@@ -390,8 +408,11 @@ class Collector:
             dead = DeadLetter(None, message.received_ns, "unknown_topic", why, text, message.topic)
             self._add(dead, batch, "mqtt")
             return
-        self.metrics.device_last_seen.labels(ref.key).set(time.time())
-        self._seen[ref.key].last_seen_ns = time.time_ns()
+        seen = self._seen[ref.key]
+        if seen.last_seen_gauge is None:  # the labelled child, looked up once per device
+            seen.last_seen_gauge = self.metrics.device_last_seen.labels(ref.key)
+        seen.last_seen_gauge.set(message.received_ns / NS)
+        seen.last_seen_ns = message.received_ns
         state = self._state(ref, batch)
         result, new_state = process_mqtt(
             ref, state, message.payload, message.received_ns, self.config.limits, message.topic,
@@ -405,49 +426,64 @@ class Collector:
 
     # -- drainer --------------------------------------------------------------------------------
     async def _drain(self, store: InfluxStore) -> None:
+        """Buffer -> InfluxDB, with up to `writes_in_flight` writes at once (InfluxDB takes two batches
+        at once faster than one after the other: bench/bench_ingest.py). Lines leave the buffer in
+        order, and only once their batch and every earlier one are confirmed; after a failure whatever
+        was not confirmed is sent again (a replayed point is stored once)."""
         backoff = Backoff(base_s=0.5, cap_s=30)
         failing = False
         grace_until: float | None = None
+        inflight: collections.deque[_Write] = collections.deque()
+        after = 0  # the last buffer id handed to a write
         while True:
             if self._closing:
                 grace_until = grace_until or time.monotonic() + 5
-                if self.buffer.depth == 0 or time.monotonic() > grace_until or failing:
+                if (self.buffer.depth == 0 and not inflight) or time.monotonic() > grace_until or failing:
+                    await _settle(inflight)
                     return
-            rows = self.buffer.peek(self.config.batch_lines)
-            if not rows:
+            # while failing, one write probes InfluxDB; more would only fail alike
+            while len(inflight) < (1 if failing else self.config.writes_in_flight):
+                rows = self.buffer.peek(self.config.batch_lines, after)
+                if not rows:
+                    break
+                body = "\n".join(line for _, line in rows).encode()
+                future = asyncio.ensure_future(asyncio.to_thread(store.write_body, body))
+                inflight.append(_Write(rows, time.monotonic(), future))
+                after = rows[-1][0]
+            if not inflight:
                 self._wake_drainer.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.config.flush_interval_s):
                         await self._wake_drainer.wait()
                 continue
-            body = "\n".join(line for _, line in rows).encode()
-            started = time.monotonic()
+            write = inflight.popleft()
             try:
-                await asyncio.to_thread(store.write_body, body)
-            except DatabaseNotFoundError as exc:
-                self._write_failed(exc, "database_not_found", failing)
-                failing = True
-                with contextlib.suppress(StoreError):
-                    await asyncio.to_thread(store.bootstrap)
-                await asyncio.sleep(backoff.next_delay())
-                continue
+                await write.future
             except StoreError as exc:
-                if exc.retryable or exc.status in (401, 403):
+                await _settle(inflight)  # the later batches are sent again after this one
+                after = 0
+                if isinstance(exc, DatabaseNotFoundError):
+                    self._write_failed(exc, "database_not_found", failing)
+                    failing = True
+                    with contextlib.suppress(StoreError):
+                        await asyncio.to_thread(store.bootstrap)
+                    await asyncio.sleep(backoff.next_delay())
+                elif exc.retryable or exc.status in (401, 403):
                     self._write_failed(exc, type(exc).__name__, failing)
                     failing = True
                     await asyncio.sleep(backoff.next_delay())
-                    continue
-                # InfluxDB refused some lines for good (a type conflict, an unparsable line): find
-                # them one by one, dead-letter them, keep the rest.
-                self._write_failed(exc, "rejected", failing=True)
-                await self._isolate(store, rows)
+                else:
+                    # InfluxDB refused some lines for good (a type conflict, an unparsable line): find
+                    # them one by one, dead-letter them, keep the rest.
+                    self._write_failed(exc, "rejected", failing=True)
+                    await self._isolate(store, write.rows)
                 continue
-            took = time.monotonic() - started
+            took = time.monotonic() - write.started
             self.metrics.write_seconds.observe(took)
             self._write_s.append(took)
-            self.buffer.remove_through(rows[-1][0])
-            self.metrics.points_written.inc(len(rows))
-            self.points_written += len(rows)
+            self.buffer.remove_through(write.rows[-1][0])
+            self.metrics.points_written.inc(len(write.rows))
+            self.points_written += len(write.rows)
             self.metrics.buffer_depth.set(self.buffer.depth)
             self.last_write_ok_ns = time.time_ns()
             if failing:

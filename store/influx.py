@@ -10,6 +10,7 @@ with `retryable` telling the collector's buffer whether to try again.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -140,6 +141,7 @@ class InfluxStore:
             base_url=config.url.rstrip("/"), headers=headers, auth=auth, timeout=config.timeout_s
         )
         self._v2_write: Any = None
+        self._v2_lock = threading.Lock()  # the collector writes from two threads at once
         self._v2_client: Any = None
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -294,8 +296,9 @@ class InfluxStore:
         from influxdb_client.client.write_api import SYNCHRONOUS
         from influxdb_client.rest import ApiException
 
-        if self._v2_write is None:
-            self._v2_write = self._v2().write_api(write_options=SYNCHRONOUS)
+        with self._v2_lock:
+            if self._v2_write is None:
+                self._v2_write = self._v2().write_api(write_options=SYNCHRONOUS)
         url = f"{self.config.url.rstrip('/')}/api/v2/write"
         try:
             self._v2_write.write(bucket=self.config.target, org=self.config.org, record=body)

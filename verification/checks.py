@@ -45,10 +45,15 @@ def consumption(time_ns: I64, cumulative: F64, rollover: float | None = None) ->
     as the collector's, vectorised (DOMAIN.md, VEE: rollover delta = new + (max - old))."""
     if len(cumulative) < 2:
         return Consumption(time_ns[1:], np.zeros(0))
-    order = np.argsort(time_ns, kind="stable")
-    t, v = time_ns[order], cumulative[order]
-    keep = np.concatenate([[True], np.diff(t) > 0])  # duplicates: the first reading of a timestamp
-    t, v = t[keep], v[keep]
+    steps = np.diff(time_ns)
+    if bool((steps > 0).all()):  # the usual case, as InfluxDB returns them: no sort, no copy
+        t, v = time_ns, cumulative
+        keep = np.ones(len(t), dtype=bool)
+    else:
+        order = np.argsort(time_ns, kind="stable")
+        t, v = time_ns[order], cumulative[order]
+        keep = np.concatenate([[True], np.diff(t) > 0])  # duplicates: the first reading of a timestamp
+        t, v = t[keep], v[keep]
     d = np.diff(v)
     drops = np.flatnonzero(d < 0)
     rollovers: list[int] = []
@@ -96,8 +101,11 @@ def sufficiency(time_ns: I64, interval_s: float, first_day: int, days: int, mont
     expected = 86400 / interval_s
     valid = counts >= DAY_VALID_SHARE * expected
     month_shares = {int(m): float(valid[months == m].mean()) for m in np.unique(months)}
-    t = np.sort(time_ns)
-    spacing = np.diff(t)
+    spacing = np.diff(time_ns)
+    t = time_ns
+    if bool((spacing < 0).any()):  # sorting what is already in order costs a fifth of an evaluation
+        t = np.sort(time_ns)
+        spacing = np.diff(t)
     long = np.flatnonzero(spacing > 2 * interval_s * NS)
     gaps = [(int(t[i]), int(t[i + 1])) for i in long]
     share = float(valid.mean()) if days else 0.0

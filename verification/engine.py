@@ -8,6 +8,7 @@ so the checks are tested on arrays and the whole is tested on simulated years wi
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,6 +70,15 @@ class Series:
     columns: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+@functools.cache
+def _months_of(year: int) -> np.ndarray:
+    start = dt.date(year, 1, 1)
+    days = (dt.date(year + 1, 1, 1) - start).days
+    months = np.array([(start + dt.timedelta(days=i)).month for i in range(days)])
+    months.flags.writeable = False  # shared by every caller
+    return months
+
+
 @dataclass(frozen=True)
 class Period:
     """A reporting year in Asia/Shanghai days."""
@@ -98,7 +108,8 @@ class Period:
         return a, a + self.days * DAY_NS
 
     def months(self) -> np.ndarray:
-        return np.array([(self.start + dt.timedelta(days=i)).month for i in range(self.days)])
+        """The month (1-12) of each day of the year; computed once per year (every meter asks)."""
+        return _months_of(self.year)
 
     def date(self, day_index: int) -> str:
         return (self.start + dt.timedelta(days=int(day_index))).isoformat()

@@ -14,7 +14,6 @@ logged once when a fault starts, then counted quietly until it clears.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -130,27 +129,32 @@ class ModbusLink:
                 )
             blocks: dict[str, dict[int, int]] = {}
             for req in requests:
-                where = f"{self.address} unit {unit_id} {req.table} {req.address}+{req.count}"
                 try:
                     async with asyncio.timeout(self.timeout_s * 2 + 1):
                         response = await self._call(req, unit_id)
                 except (TimeoutError, ModbusException, OSError) as exc:
                     # A lost answer can leave the connection out of step: start afresh.
                     self.client.close()
-                    raise DeviceReadError(device, where, f"no answer: {exc or type(exc).__name__}") from exc
+                    why = f"no answer: {exc or type(exc).__name__}"
+                    raise DeviceReadError(device, self._where(unit_id, req), why) from exc
                 if response.isError():
                     code = int(getattr(response, "exception_code", 0))
-                    name = EXCEPTION_NAMES.get(code, "unknown")
-                    raise DeviceReadError(device, where, f"exception code {code} ({name})")
+                    why = f"exception code {code} ({EXCEPTION_NAMES.get(code, 'unknown')})"
+                    raise DeviceReadError(device, self._where(unit_id, req), why)
                 values = (
                     response.bits[: req.count] if req.table in ("coil", "discrete") else response.registers
                 )
                 if len(values) < req.count:
-                    raise DeviceReadError(device, where, f"short answer: {len(values)} of {req.count} values")
+                    why = f"short answer: {len(values)} of {req.count} values"
+                    raise DeviceReadError(device, self._where(unit_id, req), why)
                 table = blocks.setdefault(req.table, {})
                 for i, value in enumerate(values[: req.count]):
                     table[req.address + i] = int(value)
             return blocks
+
+    def _where(self, unit_id: int, req: ReadRequest) -> str:
+        # built only for an error: every poll of every device would pay for it otherwise
+        return f"{self.address} unit {unit_id} {req.table} {req.address}+{req.count}"
 
     async def _call(self, req: ReadRequest, unit_id: int) -> ModbusPDU:
         c = self.client
@@ -203,14 +207,16 @@ class DevicePoller:
         return slot
 
     async def run(self, stop: asyncio.Event, first_after_ns: int = 0) -> None:
-        """Poll until `stop` is set."""
+        """Poll until `stop` is set (checked at every slot) or the task is cancelled (the collector
+        cancels its pollers on stop, so a long interval does not delay shutdown)."""
         slot = self.next_slot_ns(time.time_ns(), first_after_ns)
         while not stop.is_set():
             delay = (slot - time.time_ns()) / NS
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await stop.wait()
+                # a plain sleep: waiting on `stop` with a timeout costs each of N pollers, all due at the
+                # same aligned second, a cancellation and a removal from the event's waiter list, which
+                # grows with N (bench/bench_modbus.py: p99 lateness about 25 % lower at N = 1000)
+                await asyncio.sleep(delay)
                 if stop.is_set():
                     return
             started = time.monotonic()

@@ -73,3 +73,41 @@ def test_requests_split_at_gaps_and_size_limits() -> None:
     assert all(r.count <= 8 for r in small)
     covered = {a for r in small for a in range(r.address, r.end)}
     assert covered >= set(range(100, 115)) | set(range(116, 122))
+
+
+def test_seen_ids_are_stored_as_they_come_and_the_window_survives_reopening(tmp_path: Path) -> None:
+    from collector.pipeline import SEEN_WINDOW, remember
+
+    buffer = Buffer(tmp_path / "b.sqlite3")
+    state = DeviceState()
+    for batch in range(5):  # 5 batches of 600 messages: the window (1,024) fills and slides
+        for i in range(600):
+            _, state = remember(state, f"{batch}-{i}")
+        buffer.commit([f"m v={batch} {batch}"], {"c/d": state})
+    rows = buffer._db.execute("SELECT count(*), min(n), max(n) FROM seen WHERE device = 'c/d'").fetchone()
+    assert rows == (SEEN_WINDOW, 3000 - SEEN_WINDOW + 1, 3000)  # only the window is kept
+    buffer.close()
+    again = Buffer(tmp_path / "b.sqlite3").states()["c/d"]
+    assert again == state
+    assert again.seen[-1] == "4-599"
+    duplicate, _ = remember(again, "4-100")
+    assert duplicate  # a redelivered message is still recognised after a restart
+    fresh, _ = remember(again, "0-0")  # long gone from the window
+    assert not fresh
+
+
+def test_a_buffer_from_before_the_seen_table_is_migrated(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    Buffer(path).close()
+    legacy = json.dumps({"last": {"x": 1.0}, "t": 5, "seen": ["a", "b", "c"], "resets": 0})
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO device_state (device, state) VALUES ('c/d', ?)", (legacy,))
+    buffer = Buffer(path)
+    state = buffer.states()["c/d"]
+    assert (state.seen, state.seen_total, state.last) == (["a", "b", "c"], 3, {"x": 1.0})
+    stored = buffer._db.execute("SELECT state FROM device_state").fetchone()[0]
+    assert "seen_total" in stored
+    assert '"seen": [' not in stored

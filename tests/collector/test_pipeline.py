@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from collector.pipeline import (
+    SEEN_SLACK,
+    SEEN_WINDOW,
     DeadLetter,
     DeviceRef,
     DeviceState,
@@ -247,14 +249,23 @@ def test_register_rollover_yields_the_true_consumption(tmp_path: Path) -> None:
     assert total == pytest.approx(truth, rel=0.021, abs=0.11)
 
 
+def test_seen_window_covers_every_message_the_broker_may_deliver_again() -> None:
+    from collector.sources.mqtt import MqttOptions
+
+    # unacknowledged messages come back after a crash: at most the receive maximum, in all devices
+    assert MqttOptions(client_id="x").receive_maximum <= SEEN_WINDOW
+
+
 def test_seen_window_is_bounded() -> None:
     state = DeviceState()
     for i in range(3000):
         _, state = remember(state, str(i))
-    assert len(state.seen) == 2048
+    assert len(state.seen) == SEEN_WINDOW
     duplicate, _ = remember(state, "2999")
     assert duplicate
-    assert DeviceState.from_json(state.to_json()) == state
+    assert state.seen_total == 3000
+    assert "seen" not in json.loads(state.to_json())  # the ids go to rows of their own (collector/buffer.py)
+    assert DeviceState.from_json(state.to_json(), list(state.seen)) == state
 
 
 def test_shared_subscription_readings_carry_no_deltas() -> None:
@@ -266,3 +277,29 @@ def test_shared_subscription_readings_carry_no_deltas() -> None:
         assert reading.deltas == {}
     duplicate, _ = process_mqtt(WASH, state, body, NOW_NS, Limits(), with_deltas=False)
     assert duplicate is None  # de-duplication still works within one collector
+
+
+def test_seen_window_is_a_value_older_states_keep_theirs() -> None:
+    """`remember` is pure: the state before a message still answers as before, even though the new
+    window shares its storage (the collector keeps the old state when a batch cannot be stored)."""
+    from collector.pipeline import SeenWindow
+
+    before = DeviceState()
+    for i in range(10):
+        _, before = remember(before, str(i))
+    dup, after = remember(before, "new")
+    assert not dup
+    assert "new" in after.seen
+    assert "new" not in before.seen  # the older state did not see it
+    assert not remember(before, "new")[0]  # and still takes it as new (its own copy)
+    branch_dup, branch = remember(before, "other")
+    assert not branch_dup
+    assert list(branch.seen)[-2:] == ["9", "other"]
+    assert list(after.seen)[-2:] == ["9", "new"]  # the first successor is untouched by the branch
+    # many ids through a small window: the oldest fall out, storage is compacted, content stays right
+    window = SeenWindow()
+    for i in range(1000):
+        window, dropped = window.added(str(i), 7)
+        assert dropped == ([str(i - 7)] if i >= 7 else [])
+    assert list(window) == [str(i) for i in range(993, 1000)]
+    assert len(window._ids) <= 7 + SEEN_SLACK + 1  # few dead ids kept before compaction
