@@ -26,7 +26,8 @@ from zoneinfo import ZoneInfo
 import httpx
 from fastapi import FastAPI
 
-from bench.common import Result, record, report
+from bench.common import Result
+from bench.common import main as bench_main
 from jieshui.services import InfluxServer
 
 ROOT = Path(__file__).parents[1]
@@ -176,13 +177,10 @@ def _measure(server: InfluxServer, tmp: str, budget_s: float, connections: int, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S)
-    parser.add_argument("--connections", type=int, default=8)
-    args = parser.parse_args()
-    result = run(args.budget_s, args.connections)
-    report(result)
-    record(result)
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--connections", type=int, default=8)
+
+    bench_main(__doc__ or "", DEFAULT_BUDGET_S, run, options)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.bench_latency import carwash_site, cpu_seconds
-from bench.common import Result, record, report
+from bench.common import Result
+from bench.common import main as bench_main
 from collector.pipeline import DeviceRef, Reading, delta_field
 from devices.profile import find_profile
 from store.influx import InfluxConfig, InfluxStore
@@ -289,16 +290,12 @@ def run(budget_s: float = DEFAULT_BUDGET_S, lines: int | None = None) -> Result:
 
 
 def main() -> None:
-    """Run, print and record."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S)
-    parser.add_argument("--lines", type=int, default=None, help="lines per run (default: from the budget)")
-    args = parser.parse_args()
-    result = run(args.budget_s, args.lines)
-    report(result)
-    record(result)
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--lines", type=int, default=None, help="lines per run (default: from the budget)"
+        )
+
+    bench_main(__doc__ or "", DEFAULT_BUDGET_S, run, options)
 
 
 if __name__ == "__main__":

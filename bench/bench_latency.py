@@ -48,7 +48,8 @@ from typing import Any
 import httpx
 import yaml
 
-from bench.common import Result, record, report
+from bench.common import Result
+from bench.common import main as bench_main
 from jieshui.inventory import Site
 
 ROOT = Path(__file__).parents[1]
@@ -613,17 +614,11 @@ def run(budget_s: float = DEFAULT_BUDGET_S, rate: float = 1000.0, devices: int =
 
 
 def main() -> None:
-    """Run, print and record."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S)
-    parser.add_argument("--rate", type=float, default=1000.0, help="messages per second")
-    parser.add_argument("--devices", type=int, default=100)
-    args = parser.parse_args()
-    result = run(args.budget_s, args.rate, args.devices)
-    report(result)
-    record(result)
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--rate", type=float, default=1000.0, help="messages per second")
+        parser.add_argument("--devices", type=int, default=100)
+
+    bench_main(__doc__ or "", DEFAULT_BUDGET_S, run, options)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ from bench.bench_latency import (
     cpu_seconds,
     topics,
 )
-from bench.common import Result, record, report
+from bench.common import Result
+from bench.common import main as bench_main
 from jieshui.inventory import Site
 
 DEFAULT_BUDGET_S = 90
@@ -318,20 +319,17 @@ def run(budget_s: float = DEFAULT_BUDGET_S, soak_s: float | None = None, soak_ra
 
 
 def main() -> None:
-    """Run, print and record."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S)
-    parser.add_argument(
-        "--soak-minutes", type=float, default=None, help="soak length (default: what the budget leaves)"
-    )
-    parser.add_argument("--soak-rate", type=float, default=1000.0, help="messages per second in the soak")
-    args = parser.parse_args()
-    soak_s = args.soak_minutes * 60 if args.soak_minutes is not None else None
-    result = run(args.budget_s, soak_s, args.soak_rate)
-    report(result)
-    record(result)
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--soak-minutes", type=float, default=None, help="soak length (default: what the budget leaves)"
+        )
+        parser.add_argument("--soak-rate", type=float, default=1000.0, help="messages per second in the soak")
+
+    def arguments(args: argparse.Namespace, _: argparse.ArgumentParser) -> dict[str, Any]:
+        soak_s = args.soak_minutes * 60 if args.soak_minutes is not None else None
+        return {"soak_s": soak_s, "soak_rate": args.soak_rate}
+
+    bench_main(__doc__ or "", DEFAULT_BUDGET_S, run, options, arguments)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Result, record, report
+from bench.common import Result
+from bench.common import main as bench_main
 from bench.modbus_load import Fleet, fleet_site, raw_rate
 
 ROOT = Path(__file__).parents[1]
@@ -258,16 +259,16 @@ def run(budget_s: float, devices: int | None = None, influx: bool = True) -> Res
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S)
-    parser.add_argument("--devices", type=int, default=None, help="try only this N")
-    parser.add_argument("--no-influx", action="store_true", help="no influxd: measure without the drainer")
-    args = parser.parse_args()
-    result = run(args.budget_s, args.devices, influx=not args.no_influx)
-    report(result)
-    record(result)
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--devices", type=int, default=None, help="try only this N")
+        parser.add_argument(
+            "--no-influx", action="store_true", help="no influxd: measure without the drainer"
+        )
+
+    def arguments(args: argparse.Namespace, _: argparse.ArgumentParser) -> dict[str, Any]:
+        return {"devices": args.devices, "influx": not args.no_influx}
+
+    bench_main(__doc__ or "", DEFAULT_BUDGET_S, run, options, arguments)
 
 
 if __name__ == "__main__":

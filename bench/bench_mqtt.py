@@ -19,7 +19,6 @@ Run: `.venv/bin/python -m bench.bench_mqtt [--budget-s 75]`.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +26,8 @@ from typing import Any
 
 import httpx
 
-from bench.common import Result, record, report
+from bench.common import Result
+from bench.common import main as bench_main
 from bench.mqtt_load import (
     FIRST_SEQ,
     WARMUP_DEVICE,
@@ -40,6 +40,7 @@ from bench.mqtt_load import (
     payload,
     problems_in,
     publish_once,
+    round_options,
     site_yaml,
     stored_counts,
     verify,
@@ -300,20 +301,7 @@ def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S)
-    parser.add_argument(
-        "--per-device", type=int, default=None, help="messages per device (default: from the budget)"
-    )
-    parser.add_argument(
-        "--max-rounds", type=int, default=None, help=f"at most this many rounds ({MAX_ROUNDS})"
-    )
-    args = parser.parse_args()
-    result = run(args.budget_s, args.per_device, args.max_rounds)
-    report(result)
-    record(result)
+    bench_main(__doc__ or "", DEFAULT_BUDGET_S, run, round_options(MAX_ROUNDS))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import Result, record, report
+from bench.common import Result
+from bench.common import main as bench_main
 from bench.verification_naive import PySeries
 from bench.verification_naive import evaluate as naive_evaluate
 from jieshui.inventory import Site, load_site
@@ -417,26 +418,31 @@ def run(
 
 
 def main() -> None:
-    """Run within the budget (or at the given steps), print and record the result."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S)
-    parser.add_argument("--step-s", type=int, default=None, help="step of both sites (60: the full version)")
-    parser.add_argument("--district-step-s", type=int, default=None, help="the district's step, if different")
-    parser.add_argument(
-        "--district-naive",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="run the naive evaluation on the district too (default: when it fits the budget)",
-    )
-    args = parser.parse_args()
-    for step in (args.step_s, args.district_step_s):
-        if step is not None and 86400 % step:
-            parser.error(f"a step must divide a day; {step} does not")
-    result = run(args.budget_s, args.step_s, args.district_step_s, district_naive=args.district_naive)
-    report(result)
-    record(result)
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--step-s", type=int, default=None, help="step of both sites (60: the full version)"
+        )
+        parser.add_argument(
+            "--district-step-s", type=int, default=None, help="the district's step, if different"
+        )
+        parser.add_argument(
+            "--district-naive",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="run the naive evaluation on the district too (default: when it fits the budget)",
+        )
+
+    def arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+        for step in (args.step_s, args.district_step_s):
+            if step is not None and 86400 % step:
+                parser.error(f"a step must divide a day; {step} does not")
+        return {
+            "step_s": args.step_s,
+            "district_step_s": args.district_step_s,
+            "district_naive": args.district_naive,
+        }
+
+    bench_main(__doc__ or "", DEFAULT_BUDGET_S, run, options, arguments)
 
 
 if __name__ == "__main__":

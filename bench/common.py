@@ -12,11 +12,13 @@ states the target as a ratio; absolute figures are recorded for reference only.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -111,3 +113,23 @@ def report(result: Result) -> None:
     target = f"target {result.target_op} {result.target:g}: {verdict}"
     print(f"  ratio     {result.ratio:.3f} ({target})", file=sys.stderr)
     print(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+
+
+def main(
+    doc: str,
+    default_budget_s: float,
+    run: Callable[..., Result],
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
+    arguments: Callable[[argparse.Namespace, argparse.ArgumentParser], dict[str, Any]] | None = None,
+) -> None:
+    """A benchmark's command line: `--budget-s` and its own `options`; `run(budget_s, **arguments)`
+    (by default every option by its name), then print and record the result."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget-s", type=float, default=default_budget_s)
+    if options is not None:
+        options(parser)
+    args = parser.parse_args()
+    given = arguments(args, parser) if arguments else {k: v for k, v in vars(args).items() if k != "budget_s"}
+    result = run(args.budget_s, **given)
+    report(result)
+    record(result)

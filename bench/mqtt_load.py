@@ -27,6 +27,7 @@ py-spy is not a project dependency: `pip install py-spy` in your own venv).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -36,6 +37,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -723,3 +725,17 @@ if __name__ == "__main__":
         _subscriber_main(role, json.loads(spec_json))
     else:
         raise SystemExit(f"unknown role {role!r}")
+
+
+def round_options(max_rounds: int) -> Callable[[argparse.ArgumentParser], None]:
+    """The command-line options bench_mqtt and bench_scaleout share."""
+
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--per-device", type=int, default=None, help="messages per device (default: from the budget)"
+        )
+        parser.add_argument(
+            "--max-rounds", type=int, default=None, help=f"at most this many rounds ({max_rounds})"
+        )
+
+    return options
