@@ -104,12 +104,17 @@ def record(result: Result, path: Path = RESULTS) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def figure(x: float) -> str:
+    """A figure for people: thousands separated, three significant digits below 100."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
 def report(result: Result) -> None:
     """Print baseline, ours and the ratio (and the target) in one block."""
     verdict = "met" if result.met else "MISSED"
     print(f"{result.title}", file=sys.stderr)
-    print(f"  baseline  {result.baseline_label}: {result.baseline:,.4g} {result.unit}", file=sys.stderr)
-    print(f"  ours      {result.ours_label}: {result.ours:,.4g} {result.unit}", file=sys.stderr)
+    print(f"  baseline  {result.baseline_label}: {figure(result.baseline)} {result.unit}", file=sys.stderr)
+    print(f"  ours      {result.ours_label}: {figure(result.ours)} {result.unit}", file=sys.stderr)
     target = f"target {result.target_op} {result.target:g}: {verdict}"
     print(f"  ratio     {result.ratio:.3f} ({target})", file=sys.stderr)
     print(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))

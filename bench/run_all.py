@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, ROOT
+from bench.common import RESULTS, ROOT, figure
 
 #: (name, module, budget in seconds): 540 s in all, plus start-up of each process.
 BENCHMARKS: tuple[tuple[str, str, float], ...] = (
@@ -52,8 +52,8 @@ def table(data: dict[str, Any]) -> str:
         r = results[name]
         unit = r["unit"]
         lines.append(
-            f"| {r['title']} | {r['baseline_label']}: {r['baseline']:,.4g} {unit} | {r['ours_label']}: "
-            f"{r['ours']:,.4g} {unit} | {r['ratio']:.3g} | {r['target_op']} {r['target']:g} | "
+            f"| {r['title']} | {r['baseline_label']}: {figure(r['baseline'])} {unit} | {r['ours_label']}: "
+            f"{figure(r['ours'])} {unit} | {r['ratio']:.3g} | {r['target_op']} {r['target']:g} | "
             f"{'yes' if r['met'] else '**no**'} |"
         )
     return "\n".join(lines)
