@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request, Security
 from fastapi.concurrency import run_in_threadpool
@@ -49,7 +49,7 @@ class ApiContext:
     status_cache_s: float = 0.0
     auth_cache_s: float = 0.0
     registry_cache_s: float = 0.0
-    status_cache: TtlCache[Any] = field(init=False)
+    status_cache: TtlCache[bytes] = field(init=False)  # a community's status as JSON
     auth_cache: TtlCache[tuple[Principal, dt.datetime | None]] = field(init=False)
     registry_cache: TtlCache[Site] = field(init=False)
 
@@ -180,17 +180,23 @@ class Scoped:
 
 def find_community(ctx: ApiContext, principal: Principal, community_id: str) -> Scoped:
     """The community, or 404 if it does not exist *or* the caller may not see it (the same answer)."""
+    return scoped_in(ctx.registry(), principal, community_id)
+
+
+def scoped_in(registry: Site, principal: Principal, community_id: str) -> Scoped:
+    """`find_community` in a registry already looked up."""
     if principal.sees(community_id):
-        for district, community in ctx.registry().communities():
+        for district, community in registry.communities():
             if community.id == community_id:
                 return Scoped(district, community)
     raise ApiError("community_not_found", community=community_id)
 
 
 async def get_scoped(ctx: CtxDep, principal: PrincipalDep, community_id: CommunityId) -> Scoped:
-    if ctx.registry_cache.peek("registry") is None:  # looking it up blocks: in a worker thread
-        await run_in_threadpool(ctx.registry)
-    return find_community(ctx, principal, community_id)
+    registry = ctx.registry_cache.peek("registry")
+    if registry is None:  # looking it up blocks: in a worker thread
+        registry = await run_in_threadpool(ctx.registry)
+    return scoped_in(registry, principal, community_id)
 
 
 ScopedDep = Annotated[Scoped, Depends(get_scoped)]

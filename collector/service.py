@@ -169,7 +169,6 @@ class Collector:
         """Run until `stop()`; then flush what it can and close."""
         loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
-        self._started_ns = time.time_ns()
         self._start_http()
         store = InfluxStore(self.influx)
         # the inventory facts dashboards need (docs/schema.md), written again at every start
@@ -388,8 +387,7 @@ class Collector:
         if key in self._faulty:
             self._faulty.discard(key)
             log.info("%s: answering again", key)
-        m.device_last_seen.labels(key).set(time.time())
-        seen.last_seen_ns = time.time_ns()
+        self._heard_from(seen, time.time_ns())
         state = self._state(poll.device, batch)
         if poll.slot_ns <= state.last_time_ns:
             batch.counts["skipped_slot"] += 1  # a slot already stored (restart within one interval)
@@ -408,11 +406,7 @@ class Collector:
             dead = DeadLetter(None, message.received_ns, "unknown_topic", why, text, message.topic)
             self._add(dead, batch, "mqtt")
             return
-        seen = self._seen[ref.key]
-        if seen.last_seen_gauge is None:  # the labelled child, looked up once per device
-            seen.last_seen_gauge = self.metrics.device_last_seen.labels(ref.key)
-        seen.last_seen_gauge.set(message.received_ns / NS)
-        seen.last_seen_ns = message.received_ns
+        self._heard_from(self._seen[ref.key], message.received_ns)
         state = self._state(ref, batch)
         result, new_state = process_mqtt(
             ref, state, message.payload, message.received_ns, self.config.limits, message.topic,
@@ -423,6 +417,13 @@ class Collector:
             batch.counts["duplicate"] += 1
             return
         self._add(result, batch, "mqtt")
+
+    def _heard_from(self, seen: _DeviceSeen, now_ns: int) -> None:
+        """A device answered or reported: its last-seen time, for /metrics and `device_health`."""
+        if seen.last_seen_gauge is None:  # the labelled child, looked up once per device
+            seen.last_seen_gauge = self.metrics.device_last_seen.labels(seen.ref.key)
+        seen.last_seen_gauge.set(now_ns / NS)
+        seen.last_seen_ns = now_ns
 
     # -- drainer --------------------------------------------------------------------------------
     async def _drain(self, store: InfluxStore) -> None:
@@ -516,9 +517,10 @@ class Collector:
         self.metrics.dead_letters.labels("store_rejected").inc(len(dead))
 
     # -- health ---------------------------------------------------------------------------------
-    def health(self) -> dict[str, object]:
-        """The state /healthz reports and `collector_health` records."""
-        age = self.buffer.oldest_age_s()
+    def health(self, oldest_age_s: float | None = None) -> dict[str, object]:
+        """The state /healthz reports and `collector_health` records (`oldest_age_s`: the buffer's,
+        when the caller already looked it up)."""
+        age = self.buffer.oldest_age_s() if oldest_age_s is None else oldest_age_s
         self.metrics.buffer_age.set(age)
         silent = sorted(self._faulty)
         status = "ok" if age < 300 and not silent else "degraded"
@@ -574,11 +576,12 @@ class Collector:
 
     def _health_point(self) -> Point:
         """The `collector_health` point: buffer, counters and the writes since the last one."""
-        h = self.health()
+        age = self.buffer.oldest_age_s()  # once per point: health() takes it too
+        h = self.health(age)
         counters = self.buffer.counters()
         fields: dict[str, float | int | bool | str] = {
             "buffer_depth": self.buffer.depth,
-            "buffer_oldest_age_s": self.buffer.oldest_age_s(),
+            "buffer_oldest_age_s": age,
             "failing_devices": len(self._faulty),
             "accepted_modbus": counters.get("accepted_modbus", 0),
             "accepted_mqtt": counters.get("accepted_mqtt", 0),

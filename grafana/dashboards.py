@@ -138,17 +138,20 @@ class Board:
         w: int = 12,
         h: int = 8,
         unit: str = "",
+        limits: tuple[float, float] | None = None,
         decimals: int | None = None,
         steps: Json | None = None,
         options: Json | None = None,
         custom: Json | None = None,
         transformations: list[Json] | None = None,
         time_from: str | None = None,
-        extra: Json | None = None,
+        overrides: list[Json] | None = None,
     ) -> None:
         defaults: Json = {}
         if unit:
             defaults["unit"] = unit
+        if limits is not None:
+            defaults["min"], defaults["max"] = limits
         if decimals is not None:
             defaults["decimals"] = decimals
         if steps is not None:
@@ -163,7 +166,7 @@ class Board:
             "gridPos": self.layout.place(w, h),
             "datasource": DS,
             "targets": targets,
-            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
             "options": options or {},
         }
         if transformations:
@@ -171,8 +174,6 @@ class Board:
         if time_from:
             p["timeFrom"] = time_from
             p["hideTimeOverride"] = False
-        if extra:
-            p.update(extra)
         self.layout.next_id += 1
         self.panels.append(p)
 
@@ -265,9 +266,8 @@ def manager() -> Json:
         "Tank level (%): the last level each rainwater controller reported in the time range. Red below "
         "15 % (low) and above 95 % (overflow risk).",
         [target("A", latest(rw, "level_pct", IN_DEVICE), ALIAS_DEVICE)],
-        w=8, unit="percent", decimals=0, steps=TANK_STEPS, options={**STAT, "showThresholdMarkers": True},
-        extra={"fieldConfig": {"defaults": {"unit": "percent", "min": 0, "max": 100, "decimals": 0,
-                                            "thresholds": TANK_STEPS}, "overrides": []}},
+        w=8, unit="percent", limits=(0, 100), decimals=0, steps=TANK_STEPS,
+        options={**STAT, "showThresholdMarkers": True},
     )  # fmt: skip
     b.panel(
         "stat", "蓄水量",
@@ -499,11 +499,11 @@ def evaluator() -> Json:
         "supply above what the rain could give is what the verification's rainfall bound looks for.",
         [target("A", rain, "降雨 rain (mm)"),
          target("B", daily_total("rainwater_system", "supply_m3", IN_COMMUNITY, "supply_m3"), "回用 reuse (m³)")],
-        w=24, custom=BARS,
-        extra={"fieldConfig": {"defaults": {"custom": BARS, "unit": "m3"}, "overrides": [
-            {"matcher": {"id": "byRegexp", "options": "降雨.*"},
-             "properties": [{"id": "unit", "value": "lengthmm"}, {"id": "custom.axisPlacement", "value": "right"},
-                            {"id": "custom.drawStyle", "value": "line"}]}]}},
+        w=24, unit="m3", custom=BARS,
+        overrides=[{"matcher": {"id": "byRegexp", "options": "降雨.*"},
+                    "properties": [{"id": "unit", "value": "lengthmm"},
+                                   {"id": "custom.axisPlacement", "value": "right"},
+                                   {"id": "custom.drawStyle", "value": "line"}]}],
     )  # fmt: skip
     overview = [
         target(
@@ -572,10 +572,9 @@ def operations() -> Json:
         [target("A", f'SELECT max("buffer_depth") AS "depth", max("buffer_oldest_age_s") AS "oldest_age_s" '
                      f'FROM "collector_health" WHERE $timeFilter AND {mine} '
                      'GROUP BY time($__interval), "collector" fill(none)', "$tag_collector $col")],
-        custom=LINES,
-        extra={"fieldConfig": {"defaults": {"custom": LINES, "unit": "short"}, "overrides": [
-            {"matcher": {"id": "byRegexp", "options": ".*oldest_age_s"},
-             "properties": [{"id": "unit", "value": "s"}, {"id": "custom.axisPlacement", "value": "right"}]}]}},
+        unit="short", custom=LINES,
+        overrides=[{"matcher": {"id": "byRegexp", "options": ".*oldest_age_s"},
+                    "properties": [{"id": "unit", "value": "s"}, {"id": "custom.axisPlacement", "value": "right"}]}],
     )  # fmt: skip
     b.panel(
         "timeseries", "写入延迟",

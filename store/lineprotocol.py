@@ -90,22 +90,17 @@ def series_key(measurement: str, tags: Mapping[str, str]) -> str:
 
 def encode_field(key: str, value: FieldValue) -> str:
     """Encode one `key=value` field: float as is, int with `i`, bool as true/false, str quoted."""
-    if value.__class__ is float:  # most fields of most readings: one check instead of four
-        if not math.isfinite(value):
-            raise LineProtocolError(f"field {key!r} is {value}, which InfluxDB cannot store")
-        text = repr(value)
-        return f"{_field_key(key)}={text[:-2] if text.endswith('.0') else text}"
-    # bool before int: bool is a subclass of int in Python.
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, int):
-        text = f"{value}i"
-    elif isinstance(value, float):
+    # floats first: most fields of most readings are; bool before int: bool is a subclass of int.
+    if isinstance(value, float):
         if not math.isfinite(value):
             raise LineProtocolError(f"field {key!r} is {value}, which InfluxDB cannot store")
         text = repr(value)
         if text.endswith(".0"):
             text = text[:-2]  # whole floats as `2`, like influxdb-client; the field stays a float
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int):
+        text = f"{value}i"
     elif isinstance(value, str):
         if len(value.encode()) > MAX_STRING_FIELD_BYTES:
             raise LineProtocolError(f"field {key!r} is longer than {MAX_STRING_FIELD_BYTES} bytes")

@@ -164,23 +164,19 @@ def community_status(ctx: ApiContext, scoped: Scoped) -> CommunityStatus:
 async def get_status(ctx: CtxDep, scoped: ScopedDep) -> Response:
     """Latest reading per device with its age, tank status, reuse today/this month/this year (Asia/Shanghai),
     device health and the open alerts, as evaluated at `at` (at most JIESHUI_API_STATUS_CACHE_S ago)."""
-    entry: tuple[CommunityStatus, bytes] | None = ctx.status_cache.peek(scoped.community.id)
-    if entry is None:  # computing it blocks on InfluxDB and SQL: in a worker thread
-        entry = await run_in_threadpool(_status_entry, ctx, scoped)
-    return Response(content=entry[1], media_type="application/json")
+    body = ctx.status_cache.peek(scoped.community.id)
+    if body is None:  # computing it blocks on InfluxDB and SQL: in a worker thread
+        body = await run_in_threadpool(_status_json, ctx, scoped)
+    return Response(content=body, media_type="application/json")
 
 
-def _status_entry(ctx: ApiContext, scoped: Scoped) -> tuple[CommunityStatus, bytes]:
-    """The community's status and its JSON, computed at most once per `ctx.status_cache_s` seconds."""
-    entry: tuple[CommunityStatus, bytes] = ctx.status_cache.get(
-        scoped.community.id, lambda: _encoded(ctx, scoped)
-    )
-    return entry
+def _status_json(ctx: ApiContext, scoped: Scoped) -> bytes:
+    """The community's status as JSON, computed at most once per `ctx.status_cache_s` seconds."""
+    return ctx.status_cache.get(scoped.community.id, lambda: _encoded(ctx, scoped))
 
 
-def _encoded(ctx: ApiContext, scoped: Scoped) -> tuple[CommunityStatus, bytes]:
-    status = community_status(ctx, scoped)
-    return status, status.model_dump_json().encode()
+def _encoded(ctx: ApiContext, scoped: Scoped) -> bytes:
+    return community_status(ctx, scoped).model_dump_json().encode()
 
 
 @router.get("/communities/{community_id}/alerts", response_model=list[AlertPublic])
