@@ -121,7 +121,8 @@ def _simulate_live(args: argparse.Namespace, site: Any) -> int:
     from jieshui.settings import Settings, parse_mqtt_url
     from simulators.runner import start_live
 
-    broker = parse_mqtt_url(args.mqtt_url or Settings().mqtt_url)
+    settings = Settings()
+    broker = parse_mqtt_url(args.mqtt_url or settings.mqtt_url)
     start_ns = None
     if args.sim_start:
         import datetime as dt
@@ -135,8 +136,9 @@ def _simulate_live(args: argparse.Namespace, site: Any) -> int:
     signal.signal(signal.SIGTERM, _stop)
     work_dir = Path(args.var) / "simulate"
     sim = start_live(
-        site, speed=args.speed, seed=args.seed, broker=broker, work_dir=work_dir, start_ns=start_ns
-    )
+        site, speed=args.speed, seed=args.seed, broker=broker, work_dir=work_dir, start_ns=start_ns,
+        mqtt_ca_file=args.mqtt_ca_file or settings.mqtt_ca_file,
+    )  # fmt: skip
     try:
         for server in sim.modbus:
             where = server.serial.port if server.serial else f"{server.host}:{server.port}"
@@ -192,6 +194,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     from collector.service import Collector, CollectorConfig
     from jieshui.logs import configure_logging
     from jieshui.settings import Settings, parse_mqtt_url
+    from jieshui.tls import client_context
 
     settings = Settings()
     configure_logging(settings.log_level, args.log_json or settings.log_json)
@@ -224,10 +227,15 @@ def _cmd_collect(args: argparse.Namespace) -> int:
             flush_interval_s=settings.flush_interval_s,
         )
         broker = parse_mqtt_url(args.mqtt_url or settings.mqtt_url)
-    except ValueError as exc:
+        influx = _influx_config(args, settings)
+        # a CA file that cannot be loaded is a configuration error: refuse it now, naming the variable
+        if broker.tls:
+            client_context(config.mqtt_ca_file, "JIESHUI_MQTT_CA_FILE")
+        if influx.ca_file is not None:
+            client_context(influx.ca_file, "JIESHUI_INFLUX_CA_FILE")
+    except (ValueError, JieshuiError) as exc:
         print(f"jieshui collect: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    influx = _influx_config(args, settings)
     collector = Collector(site, config, influx, broker)
 
     async def main() -> None:
@@ -568,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--mqtt-url", default=None, help="broker URL (default JIESHUI_MQTT_URL)")
     collect.add_argument("--share-group", default=None, help="MQTT v5 shared subscription group")
     collect.add_argument(
-        "--mqtt-ca-file", default=None, help="CA certificate for mqtts:// (default: system CAs)"
+        "--mqtt-ca-file", default=None, help="CA certificate for mqtts:// (default JIESHUI_MQTT_CA_FILE)"
     )
     collect.add_argument(
         "--poll-interval", type=float, default=None, help="override every device's interval (s)"
@@ -715,6 +723,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--start", dest="sim_start", default=None, help="simulated start time, ISO (default: now)"
     )
     simulate.add_argument("--mqtt-url", default=None, help="broker URL (default JIESHUI_MQTT_URL)")
+    simulate.add_argument(
+        "--mqtt-ca-file", default=None, help="CA certificate for mqtts:// (default JIESHUI_MQTT_CA_FILE)"
+    )
     simulate.add_argument("--var", default=_env("VAR_DIR", "var"), help="work directory (serial lines)")
     simulate.add_argument("--truth", default=None, help="on exit, write what really flowed to this JSON file")
     modes = simulate.add_subparsers(dest="mode", metavar="MODE")

@@ -21,8 +21,23 @@ from types import TracebackType
 import httpx
 
 from jieshui.errors import ServiceError
+from jieshui.tls import server_cert_context
 
 _SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
+
+#: A server's TLS certificate and private key (PEM files); the certificate may carry its chain.
+TlsFiles = tuple[str | Path, str | Path]
+
+
+def _tls_paths(tls: TlsFiles | None) -> tuple[Path, Path] | None:
+    """The certificate and key as absolute paths (the servers resolve relative ones elsewhere)."""
+    if tls is None:
+        return None
+    cert, key = (Path(p).resolve() for p in tls)
+    for path in (cert, key):
+        if not path.is_file():
+            raise ServiceError(f"TLS file {path} does not exist")
+    return cert, key
 
 
 def find_binary(name: str, debian_package: str) -> str:
@@ -188,23 +203,34 @@ class _Server:
 
 
 class InfluxServer(_Server):
-    """Debian's influxd 1.x on a loopback port, data under `data_dir`, optionally with auth enabled."""
+    """Debian's influxd 1.x on a loopback port, data under `data_dir`, optionally with auth enabled.
+
+    With `tls=(certificate, key)` the HTTP API speaks HTTPS only (`url` is then https://), and the
+    readiness probe verifies that very certificate.
+    """
 
     name = "influxd"
     binary = "influxd"
     debian_package = "influxdb"
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, host: str = "127.0.0.1", *, auth: bool = False
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        *,
+        auth: bool = False,
+        tls: TlsFiles | None = None,
     ) -> None:
         super().__init__(data_dir, port, host)
         self.auth = auth
+        self.tls = _tls_paths(tls)
         self.rpc_port = 0
 
     @property
     def url(self) -> str:
-        """The HTTP API's base URL."""
-        return f"http://{self.host}:{self.port}"
+        """The HTTP API's base URL (https:// with TLS)."""
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def _write_config(self) -> None:
         self.rpc_port = free_port(self.host)
@@ -228,7 +254,7 @@ bind-address = "{self.host}:{self.rpc_port}"
   bind-address = "{self.host}:{self.port}"
   auth-enabled = {"true" if self.auth else "false"}
   log-enabled = false
-[continuous_queries]
+{self._https_config()}[continuous_queries]
   enabled = false
 [subscriber]
   enabled = false
@@ -237,18 +263,31 @@ bind-address = "{self.host}:{self.rpc_port}"
 """
         )
 
+    def _https_config(self) -> str:
+        if self.tls is None:
+            return ""
+        cert, key = self.tls
+        return f"""  https-enabled = true
+  https-certificate = "{cert}"
+  https-private-key = "{key}"
+"""
+
     def _command(self, binary: str) -> list[str]:
         return [binary, "run", "-config", str(self.config_path)]
 
     def _ready(self) -> bool:
+        verify = server_cert_context(self.tls[0]) if self.tls else True
         try:
-            return httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204
+            return httpx.get(f"{self.url}/ping", timeout=0.5, verify=verify).status_code == 204
         except httpx.HTTPError:
             return False
 
 
 class MosquittoServer(_Server):
-    """Mosquitto 2 on a loopback port with persistence under `data_dir` and no queue limit."""
+    """Mosquitto 2 on a loopback port with persistence under `data_dir` and no queue limit.
+
+    With `tls=(certificate, key)` its one listener speaks MQTT over TLS only (`url` is mqtts://).
+    """
 
     name = "mosquitto"
     binary = "mosquitto"
@@ -261,14 +300,16 @@ class MosquittoServer(_Server):
         host: str = "127.0.0.1",
         *,
         extra_config: str = "",
+        tls: TlsFiles | None = None,
     ) -> None:
         super().__init__(data_dir, port, host)
         self.extra_config = extra_config
+        self.tls = _tls_paths(tls)
 
     @property
     def url(self) -> str:
-        """The broker's mqtt:// URL."""
-        return f"mqtt://{self.host}:{self.port}"
+        """The broker's mqtt:// URL (mqtts:// with TLS)."""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
     def _write_config(self) -> None:
         d = self.data_dir
@@ -276,9 +317,11 @@ class MosquittoServer(_Server):
         # QoS 1 messages during a longer collector outage (ARCHITECTURE.md, pitfalls). Running as root,
         # mosquitto would drop to user `mosquitto` and could not write its persistence file here.
         auth = "" if "allow_anonymous" in self.extra_config else "allow_anonymous true\n"
+        # mosquitto 2.0: the listener's own settings follow its `listener` line
+        tls = f"certfile {self.tls[0]}\nkeyfile {self.tls[1]}\n" if self.tls else ""
         self.config_path.write_text(
             f"""listener {self.port} {self.host}
-{auth}persistence true
+{tls}{auth}persistence true
 persistence_location {d}/
 autosave_interval 1
 max_queued_messages 0

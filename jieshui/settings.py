@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     # How long InfluxDB keeps readings; "INF" keeps them for ever (evaluations look back a full year
     # and appeals can come later, so the default is to keep everything).
     influx_retention: str = "INF"
+    # https:// URLs: trust this CA (a private or self-signed one) instead of the system's CAs
+    influx_ca_file: str | None = None
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_ca_file: str | None = None  # mqtts://: trust this CA (e.g. a self-signed broker certificate)
     db_url: str = "sqlite:///var/jieshui.sqlite3"

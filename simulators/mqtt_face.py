@@ -9,6 +9,8 @@ dropout) are applied here. Device timestamps are wall-clock milliseconds: device
 when the physics runs accelerated. Given the site's device secret (`device_secret`, else the
 `JIESHUI_MQTT_DEVICE_SECRET` variable), each device logs in with its own account (`jieshui.mqtt_accounts`),
 as a field device does against a broker with the ACL; without it, all share the broker URL's credentials.
+With an `mqtts://` broker the devices verify its certificate, against `ca_file` (`JIESHUI_MQTT_CA_FILE`)
+when given, else the system's CAs.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from jieshui.faults import ClockSkew, Dropout, Duplicate, Malformed, OutOfOrder
 from jieshui.inventory import Device, Mqtt, Site
 from jieshui.mqtt_accounts import DEVICE_SECRET_ENV, device_password, device_username
 from jieshui.settings import MqttEndpoint
+from jieshui.tls import client_context, find_verification_error, untrusted_message
 from simulators.live import LiveWorld
 from simulators.model import NS
 
@@ -154,13 +157,17 @@ class MqttFace:
         seed: int = 1,
         keep_published: bool = False,
         device_secret: str | None = None,
+        ca_file: str | None = None,
     ):
         # `jieshui simulate` does not pass the secret (yet): the variable is how docker-compose's demo
         # profile gives it, so the simulated devices log in as field devices do and meet the ACL.
         secret = device_secret if device_secret is not None else os.environ.get(DEVICE_SECRET_ENV) or None
         self.world = world
         self.broker = broker
+        self.ca_file = ca_file
         self.keep_published = keep_published
+        # one context for every device: the CA file is read once (and refused once, named, if unreadable)
+        tls = client_context(ca_file, "JIESHUI_MQTT_CA_FILE") if broker.tls else None
         self.devices: list[MqttDevice] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mqtt-face", daemon=True)
@@ -181,8 +188,8 @@ class MqttFace:
                 elif broker.username:
                     password = broker.password.get_secret_value() if broker.password else None
                     client.username_pw_set(broker.username, password)
-                if broker.tls:
-                    client.tls_set()
+                if tls is not None:
+                    client.tls_set_context(tls)
                 status = status_topic(district.id, community.id, device.id)
                 client.will_set(status, json.dumps({"online": False}), qos=1, retain=True)
                 client.reconnect_delay_set(min_delay=1, max_delay=2)  # a restarted broker is found soon
@@ -200,11 +207,18 @@ class MqttFace:
     def start(self) -> MqttFace:
         """Connect every device, announce it (retained status), and start publishing."""
         for d in self.devices:
+            where = f"{self.broker.host}:{self.broker.port}"
             try:
                 d.client.connect(self.broker.host, self.broker.port, keepalive=30)
             except OSError as exc:
+                refused = find_verification_error(exc)
+                if refused is not None:
+                    why = untrusted_message(
+                        f"MQTT broker {where}", refused, "JIESHUI_MQTT_CA_FILE", self.ca_file
+                    )
+                    raise JieshuiError(f"simulated device {d.device.id}: {why}") from exc
                 raise JieshuiError(f"simulated device {d.device.id}: cannot reach MQTT broker "
-                                   f"{self.broker.host}:{self.broker.port}: {exc}") from exc  # fmt: skip
+                                   f"{where}: {exc}") from exc  # fmt: skip
             d.client.loop_start()
             status = status_topic(d.district, d.community, d.device.id)
             d.client.publish(

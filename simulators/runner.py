@@ -73,8 +73,12 @@ def start_live(
     work_dir: Path,
     start_ns: int | None = None,
     keep_published: bool = False,
+    mqtt_ca_file: str | None = None,
 ) -> LiveSimulation:
-    """Start every device face of the site; the caller stops them with `.stop()`."""
+    """Start every device face of the site; the caller stops them with `.stop()`.
+
+    `mqtt_ca_file`: the CA an `mqtts://` broker's certificate is verified against (else the system's).
+    """
     clock = SimClock(start_ns=start_ns, speed=speed)
     sim = LiveSimulation(LiveWorld(site, clock, seed=seed))
     try:
@@ -95,7 +99,9 @@ def start_live(
                     serial_ports[conn.serial_port] = pair.server_port
         sim.modbus, sim.faces = start_modbus_faces(site, sim.world, seed, serial_ports)
         if broker is not None and any(True for _ in _mqtt_devices(site)):
-            sim.mqtt = MqttFace(site, sim.world, broker, seed=seed, keep_published=keep_published).start()
+            sim.mqtt = MqttFace(
+                site, sim.world, broker, seed=seed, keep_published=keep_published, ca_file=mqtt_ca_file
+            ).start()
     except BaseException:
         sim.stop()
         raise

@@ -10,6 +10,7 @@ with `retryable` telling the collector's buffer whether to try again.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from jieshui.errors import (
     DatabaseNotFoundError,
+    JieshuiError,
     PartialWriteError,
     QueryError,
     StoreAuthError,
@@ -30,10 +32,16 @@ from jieshui.errors import (
     StoreUnavailableError,
 )
 from jieshui.settings import Settings
+from jieshui.tls import client_context, find_verification_error, untrusted_message
 from store.lineprotocol import Point
 
 #: Points per write request. InfluxDB's documentation recommends 5,000-10,000 lines per batch.
 DEFAULT_BATCH_POINTS = 5000
+
+#: The variable that names the CA to trust for https:// URLs, for error messages.
+CA_FILE_VARIABLE = "JIESHUI_INFLUX_CA_FILE"
+#: What InfluxDB (Go's net/http) answers a plain-HTTP request on its HTTPS port, with status 400.
+_PLAIN_HTTP_TO_TLS = "Client sent an HTTP request to an HTTPS server"
 
 
 class InfluxConfig(BaseModel):
@@ -51,6 +59,7 @@ class InfluxConfig(BaseModel):
     bucket: str | None = None
     timeout_s: float = Field(default=10.0, gt=0)
     retention: str = "INF"
+    ca_file: str | None = None  # https://: trust this CA instead of the system's (a private CA)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> InfluxConfig:
@@ -66,6 +75,7 @@ class InfluxConfig(BaseModel):
             bucket=settings.influx_bucket,
             timeout_s=settings.influx_timeout_s,
             retention=settings.influx_retention,
+            ca_file=settings.influx_ca_file,
         )
 
     @property
@@ -137,8 +147,20 @@ class InfluxStore:
         elif config.username is not None:
             password = config.password.get_secret_value() if config.password else ""
             auth = httpx.BasicAuth(config.username, password)
+        # Certificates are always verified: against the CA file when one is given, else the system's
+        # CAs (httpx's default). A CA file that cannot be loaded is a configuration error, said now.
+        verify: ssl.SSLContext | bool = True
+        if config.ca_file is not None:
+            try:
+                verify = client_context(config.ca_file, CA_FILE_VARIABLE)
+            except JieshuiError as exc:
+                raise StoreError(str(exc), url=config.url) from exc
         self._http = httpx.Client(
-            base_url=config.url.rstrip("/"), headers=headers, auth=auth, timeout=config.timeout_s
+            base_url=config.url.rstrip("/"),
+            headers=headers,
+            auth=auth,
+            timeout=config.timeout_s,
+            verify=verify,
         )
         self._v2_write: Any = None
         self._v2_lock = threading.Lock()  # the collector writes from two threads at once
@@ -154,10 +176,29 @@ class InfluxStore:
                 f"InfluxDB did not answer within {self.config.timeout_s:g} s", url=url
             ) from exc
         except httpx.TransportError as exc:
-            raise StoreUnavailableError(f"InfluxDB unreachable: {exc}", url=url) from exc
+            raise self._unreachable(exc, url) from exc
         if response.status_code >= 300:
             self._raise_for(response, url)
         return response
+
+    def _unreachable(self, exc: Exception, url: str) -> StoreUnavailableError:
+        """The error for a request that never reached InfluxDB, naming a TLS problem precisely.
+
+        Retryable, like a refused connection: the collector keeps its buffer and tries again, so a
+        certificate renewed or a CA file fixed (and the collector restarted) loses nothing.
+        """
+        refused = find_verification_error(exc)
+        if refused is not None:
+            return StoreUnavailableError(
+                untrusted_message(self.config.url, refused, CA_FILE_VARIABLE, self.config.ca_file), url=url
+            )
+        if "WRONG_VERSION_NUMBER" in str(exc) or "wrong version number" in str(exc):
+            return StoreUnavailableError(
+                f"InfluxDB did not answer TLS at {self.config.url} ({exc}): it seems to serve plain HTTP; "
+                "use http:// in JIESHUI_INFLUX_URL, or enable HTTPS on the server",
+                url=url,
+            )
+        return StoreUnavailableError(f"InfluxDB unreachable: {exc}", url=url)
 
     def _raise_for(self, response: httpx.Response, url: str) -> None:
         status = response.status_code
@@ -165,6 +206,14 @@ class InfluxStore:
             message = str(response.json().get("error") or response.json().get("message") or response.text)
         except ValueError:
             message = response.text.strip() or response.reason_phrase
+        if status == 400 and _PLAIN_HTTP_TO_TLS in message:
+            # retryable: a configuration to fix, not points to refuse (the collector keeps its buffer)
+            raise StoreUnavailableError(
+                f"InfluxDB at {self.config.url} serves HTTPS only ({message.strip()}): use https:// in "
+                f"JIESHUI_INFLUX_URL, and {CA_FILE_VARIABLE} if its certificate comes from a private CA",
+                status=status,
+                url=url,
+            )
         if status in (401, 403):
             if self.config.token is None and self.config.username is None:
                 raise StoreAuthError(
@@ -262,6 +311,8 @@ class InfluxStore:
                 token=self.config.token.get_secret_value(),
                 org=self.config.org,
                 timeout=int(self.config.timeout_s * 1000),
+                verify_ssl=True,
+                ssl_ca_cert=self.config.ca_file,  # None: the system's CAs
             )
         return self._v2_client
 
@@ -295,6 +346,7 @@ class InfluxStore:
     def _write_v2(self, body: bytes) -> None:
         from influxdb_client.client.write_api import SYNCHRONOUS
         from influxdb_client.rest import ApiException
+        from urllib3.exceptions import HTTPError as TransportError
 
         with self._v2_lock:
             if self._v2_write is None:
@@ -303,10 +355,14 @@ class InfluxStore:
         try:
             self._v2_write.write(bucket=self.config.target, org=self.config.org, record=body)
         except ApiException as exc:
-            response = httpx.Response(int(exc.status or 500), content=(exc.body or "").encode())
+            if not exc.status:  # status 0: no answer; influxdb-client turns a TLS failure into this
+                raise self._unreachable(exc, url) from exc
+            response = httpx.Response(int(exc.status), content=(exc.body or "").encode())
             self._raise_for(response, url)
-        except OSError as exc:  # urllib3 connection and timeout errors derive from OSError
-            raise StoreUnavailableError(f"InfluxDB unreachable: {exc}", url=url) from exc
+        # The client disables urllib3's retries, so a refused connection or a timeout comes out as
+        # urllib3's own error (not an OSError); both are retried by the collector like v1's.
+        except (OSError, TransportError) as exc:
+            raise self._unreachable(exc, url) from exc
 
     def write(self, points: Iterable[Point], batch_points: int = DEFAULT_BATCH_POINTS) -> int:
         """Write points in batches of `batch_points` lines; return how many were sent."""

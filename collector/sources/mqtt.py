@@ -7,7 +7,9 @@ acknowledged manually, only after the collector has stored them durably (`ack`):
 receiving and storing leaves them unacknowledged, and the broker delivers them again.
 
 paho's callbacks run on its network thread; each message becomes an `Incoming` value handed to the
-asyncio loop. Nothing outside this module sees a paho object.
+asyncio loop. Nothing outside this module sees a paho object. A connection that fails (refused, or a
+broker certificate `mqtts://` cannot trust) is logged once per reason, not once per retry, and paho
+keeps retrying with backoff.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,10 +31,13 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from jieshui.settings import MqttEndpoint
+from jieshui.tls import client_context, find_verification_error, untrusted_message
 
 log = logging.getLogger(__name__)
 
 TELEMETRY_FILTER = "jieshui/+/+/+/telemetry"
+#: The variable that names the CA to trust for mqtts://, for error messages.
+CA_FILE_VARIABLE = "JIESHUI_MQTT_CA_FILE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,7 @@ class MqttSource:
         self._deliver = deliver
         self._on_state = on_state or (lambda connected, why: None)
         self.connected = False
+        self.last_failure = ""  # why the last connection attempt failed; "" once connected
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=options.client_id,
@@ -85,10 +91,10 @@ class MqttSource:
             client.username_pw_set(
                 broker.username, broker.password.get_secret_value() if broker.password else None
             )
-        if broker.tls:
-            context = ssl.create_default_context(cafile=options.ca_file)
-            client.tls_set_context(context)
+        if broker.tls:  # verified always: against the CA file when given, else the system's CAs
+            client.tls_set_context(client_context(options.ca_file, CA_FILE_VARIABLE))
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -134,9 +140,25 @@ class MqttSource:
             self._on_state(False, f"connection refused: {reason}")
             return
         self.connected = True
+        self.last_failure = ""
         client.subscribe(self.topic_filter, options=SubscribeOptions(qos=1))
         present = bool(getattr(flags, "session_present", False))
         self._on_state(True, "session resumed" if present else "new session")
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho calls this from inside its `except OSError` around the connection attempt and passes
+        # no error: the exception being handled is the one to explain (TLS, refused, unreachable).
+        error = sys.exc_info()[1]
+        where = f"{self.broker.host}:{self.broker.port}"
+        refused = find_verification_error(error) if error is not None else None
+        if refused is not None:
+            why = untrusted_message(f"MQTT broker {where}", refused, CA_FILE_VARIABLE, self.options.ca_file)
+        else:
+            why = f"MQTT broker {where}: cannot connect: {error or 'connection failed'}"
+        self.connected = False
+        if why != self.last_failure:  # once per reason: paho retries every 1-30 s
+            self.last_failure = why
+            (log.error if refused is not None else log.warning)("%s; retrying", why)
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
