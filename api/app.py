@@ -1,15 +1,16 @@
 """The FastAPI application: `create_app(context)`; `jieshui api` serves it with uvicorn.
 
 Only /docs, /openapi.json and /healthz answer without a key (and /auth/token, which takes the key in
-its form); every other route depends on the caller (`api.deps.PrincipalDep`).
+its form); every other route depends on the caller (`api.deps.PrincipalDep`). An address with too many
+failed authentications is refused on every route but /healthz (`api.ratelimit`).
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api import errors
-from api.deps import ApiContext
+from api.deps import ApiContext, count_failed_authentications, refuse_blocked
 from api.errors import ErrorResponse
 from api.routes import admin, programme, registry, series, status, verification
 
@@ -19,7 +20,8 @@ verification, reports and decisions for evaluators.
 
 Authenticate with `X-API-Key: jsk_...`, or `Authorization: Bearer <key or token>` (tokens from
 `POST /auth/token`). Errors carry a machine-readable `code` and a message in the language of
-`Accept-Language` (zh-CN by default, or en).
+`Accept-Language` (zh-CN by default, or en). Too many failed authentications from one address (or for
+one key id) within a minute are answered 429 `rate_limited`, with `Retry-After`.
 """
 
 #: Every route may answer with these; they share one body (api.errors.ErrorResponse).
@@ -36,6 +38,19 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         (503, "the time-series store is unavailable"),
     ]
 }
+# Too many failed authentications from the caller's address (or for the key id it sent): every route
+# but /healthz may answer it (docs/api.md, "Failed authentications").
+ERROR_RESPONSES[429] = {
+    "model": ErrorResponse,
+    "description": "too many failed authentications; retry after `Retry-After` seconds",
+    "headers": {
+        "Retry-After": {
+            "description": "seconds until the address (or key id) may try again",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -45,9 +60,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
         description=DESCRIPTION,
         responses=ERROR_RESPONSES,
         redoc_url=None,  # only /docs (and its OAuth2 redirect), /openapi.json, /healthz answer keyless
+        dependencies=[Depends(refuse_blocked)],  # an address with too many failed authentications: 429
     )
     app.state.ctx = ctx
     errors.install(app)
+    count_failed_authentications(app)
     for module in (admin, registry, status, series, verification, programme):
         app.include_router(module.router)
     return app

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
@@ -28,6 +29,8 @@ from api.errors import ApiError
 
 KEY_PREFIX = "jsk_"
 TOKEN_PREFIX = "jst_"  # noqa: S105 (a prefix, not a secret)
+#: A key's public id, as `create_key` makes it.
+KEY_ID = re.compile(r"[0-9a-f]{12}")
 
 
 class Role(StrEnum):
@@ -83,17 +86,30 @@ def _principal(row: ApiKey) -> Principal:
     return Principal(row.id, Role(row.role), frozenset(row.communities), row.label)
 
 
+class BadCredential(ApiError):
+    """401: the caller presented a credential that is not one of ours (malformed, an unknown key or
+    token, a wrong secret). What the limit on failed authentications counts (`api.ratelimit`), with
+    `key_id`, the public part of a presented key (None unless it has the form of our ids). No
+    credential at all, an expired token or a revoked key are plain 401s: nobody is guessing."""
+
+    def __init__(self, key_id: str | None = None) -> None:
+        super().__init__("unauthenticated", headers={"WWW-Authenticate": "Bearer"})
+        self.key_id = key_id
+
+
 def check_key(session: Session, text: str) -> Principal:
     """The principal of a full key text; 401 if it is not one of ours or was revoked."""
+    if not text:
+        raise ApiError("unauthenticated", headers={"WWW-Authenticate": "Bearer"})
     body = text.removeprefix(KEY_PREFIX)
     key_id, sep, secret = body.partition("_")
     if not text.startswith(KEY_PREFIX) or not sep or len(key_id) > 16:
-        raise ApiError("unauthenticated", headers={"WWW-Authenticate": "Bearer"})
+        raise BadCredential()
     row = session.get(ApiKey, key_id)
     # compare_digest even when the id is unknown, so timing does not tell which ids exist
     stored = row.secret_sha256 if row is not None else "0" * 64
     if not hmac.compare_digest(stored, _sha256(secret)) or row is None:
-        raise ApiError("unauthenticated", headers={"WWW-Authenticate": "Bearer"})
+        raise BadCredential(key_id if KEY_ID.fullmatch(key_id) else None)
     if row.revoked_at is not None:
         raise ApiError("key_revoked", headers={"WWW-Authenticate": "Bearer"})
     return _principal(row)
@@ -117,9 +133,11 @@ def issue_token(session: Session, principal: Principal, now: dt.datetime, ttl_s:
 
 
 def _check_token(session: Session, text: str, now: dt.datetime) -> tuple[Principal, dt.datetime]:
+    # Looked up by the SHA-256 of the secret: what an index lookup's timing could tell is about the
+    # hash, never about the secret.
     row = session.get(AccessToken, _sha256(text.removeprefix(TOKEN_PREFIX)))
     if row is None:
-        raise ApiError("unauthenticated", headers={"WWW-Authenticate": "Bearer"})
+        raise BadCredential()
     if row.expires_at <= now:
         raise ApiError("token_expired", headers={"WWW-Authenticate": "Bearer"})
     key = session.get(ApiKey, row.key_id)

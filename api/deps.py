@@ -1,5 +1,6 @@
 """What every route needs, as `Annotated` dependencies: the app context, the caller, the community the
-caller asked for (404 when they may not see it), the caller's language."""
+caller asked for (404 when they may not see it), the caller's language; and the limit on failed
+authentications (`refuse_blocked`, `count_failed_authentications`)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Request, Security
+from fastapi import Depends, FastAPI, Header, Path, Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import select
 
-from api.auth import Principal, authenticate_with_expiry
+from api.auth import BadCredential, Principal, authenticate_with_expiry
 from api.cache import TtlCache
 from api.db import Application, Database
-from api.errors import ApiError, Lang, negotiate_lang
+from api.errors import ApiError, Lang, error_response, negotiate_lang
 from api.live import Thresholds
+from api.ratelimit import AuthFailures
 from api.readings import SettledBuckets
 from devices.profile import Profile, find_profile
 from jieshui.inventory import Community, Device, District, Facility, Site
@@ -27,6 +30,18 @@ from store.influx import InfluxStore
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _auth_failures_setting() -> int:
+    from jieshui.settings import Settings
+
+    return Settings().api_auth_failures
+
+
+def _auth_window_setting() -> float:
+    from jieshui.settings import Settings
+
+    return Settings().api_auth_window_s
 
 
 @dataclass
@@ -49,14 +64,20 @@ class ApiContext:
     status_cache_s: float = 0.0
     auth_cache_s: float = 0.0
     registry_cache_s: float = 0.0
+    # Failed authentications an address (or a key id) may have within the window before it is answered
+    # 429 (api.ratelimit); 0: no limit. By default JIESHUI_API_AUTH_FAILURES and _WINDOW_S.
+    auth_failures: int = field(default_factory=_auth_failures_setting)
+    auth_window_s: float = field(default_factory=_auth_window_setting)
     status_cache: TtlCache[bytes] = field(init=False)  # a community's status as JSON
     auth_cache: TtlCache[tuple[Principal, dt.datetime | None]] = field(init=False)
     registry_cache: TtlCache[Site] = field(init=False)
+    failures: AuthFailures = field(init=False)  # failed authentications per address and key id
 
     def __post_init__(self) -> None:
         self.status_cache = TtlCache(self.status_cache_s)
         self.auth_cache = TtlCache(self.auth_cache_s)
         self.registry_cache = TtlCache(self.registry_cache_s)
+        self.failures = AuthFailures(self.auth_failures, self.auth_window_s)
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -121,6 +142,52 @@ async def get_ctx(request: Request) -> ApiContext:
 
 CtxDep = Annotated[ApiContext, Depends(get_ctx)]
 
+
+def client_address(request: Request) -> str:
+    """The caller's address: the peer's, or (uvicorn's --proxy-headers, on by default) the
+    X-Forwarded-For of a proxy listed in FORWARDED_ALLOW_IPS (default 127.0.0.1)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+#: Routes answered whatever an address did: the health check (the documentation is no API route).
+UNLIMITED_PATHS = frozenset({"/healthz"})
+
+
+def rate_limited(ctx: ApiContext, retry_after: int) -> ApiError:
+    return ApiError(
+        "rate_limited",
+        headers={"Retry-After": str(retry_after)},
+        failures=ctx.failures.limit,
+        window=f"{ctx.failures.window_s:g}",
+        retry_after=retry_after,
+    )
+
+
+async def refuse_blocked(request: Request, ctx: CtxDep) -> None:
+    """429 for an address with too many failed authentications, before anything else of the request
+    is looked at (a valid key included: a blocked address cannot tell a right guess from a wrong one);
+    a dependency of every route (`api.app.create_app`)."""
+    if request.url.path in UNLIMITED_PATHS:
+        return
+    retry_after = ctx.failures.blocked(client_address(request))
+    if retry_after is not None:
+        raise rate_limited(ctx, retry_after)
+
+
+def count_failed_authentications(app: FastAPI) -> None:
+    """Count every failed authentication: `BadCredential`, from a route's key or token or from
+    POST /auth/token, answered 401 (or 429 for a key id over its limit)."""
+
+    @app.exception_handler(BadCredential)
+    async def _bad_credential(request: Request, exc: BadCredential) -> JSONResponse:
+        ctx: ApiContext = request.app.state.ctx
+        retry_after = ctx.failures.failed(client_address(request), exc.key_id)
+        if retry_after is not None:  # the key id is over its limit: its wrong secrets get 429
+            error = rate_limited(ctx, retry_after)
+            return error_response(request, error.code, headers=error.headers, **error.params)
+        return error_response(request, exc.code, exc.details, exc.headers, **exc.params)
+
+
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key, `jsk_...`")
 bearer = OAuth2PasswordBearer(
     tokenUrl="/auth/token",
@@ -135,7 +202,9 @@ async def get_principal(
     token: Annotated[str | None, Security(bearer)],
 ) -> Principal:
     """The caller, from the auth cache or the database (in a worker thread: it blocks). Only
-    successful lookups are cached, keyed by the credential's SHA-256, with the token's expiry."""
+    successful lookups are cached, keyed by the credential's SHA-256, with the token's expiry: every
+    failure reaches the database and raises `BadCredential`, which `count_failed_authentications`
+    counts."""
     credential = key or token
     now = ctx.now()
     cache_key = hashlib.sha256(credential.encode()).hexdigest() if credential else ""

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
 from jieshui.errors import StoreError
+from jieshui.logs import redact
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,11 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     ),
     "token_expired": (401, "访问令牌已过期，请重新获取", "the access token has expired; request a new one"),
     "key_revoked": (401, "该 API 密钥已被吊销", "this API key has been revoked"),
+    "rate_limited": (
+        429,
+        "认证失败次数过多（{window} 秒内 {failures} 次），请 {retry_after} 秒后再试",
+        "too many failed authentications ({failures} within {window} s); try again in {retry_after} s",
+    ),
     "forbidden_role": (
         403,
         "角色 {role} 无权执行此操作（需要：{allowed}）",
@@ -260,7 +266,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> JSONResponse:
         log.warning("store error on %s %s: %s", request.method, request.url.path, exc)
-        return error_response(request, "store_unavailable", reason=str(exc), headers={"Retry-After": "30"})
+        # the reason names InfluxDB's URL, which may carry credentials (http://user:password@host)
+        reason = redact(str(exc))
+        return error_response(request, "store_unavailable", reason=reason, headers={"Retry-After": "30"})
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     api_status_cache_s: float = Field(default=10.0, ge=0, le=300)
     api_auth_cache_s: float = Field(default=10.0, ge=0, le=300)  # keys revoked elsewhere: within this
     api_registry_cache_s: float = Field(default=10.0, ge=0, le=300)  # forms imported elsewhere: within this
+    # failed authentications from one address (or for one key id) within the window: then 429; 0: no limit
+    api_auth_failures: int = Field(default=10, ge=0)
+    api_auth_window_s: float = Field(default=60.0, gt=0, le=86400)
     # the programme (docs/programme.md): the yearly application deadline, MM-DD (the 2020 notice: 10-18)
     application_deadline: str = Field(default="10-18", pattern=r"^\d{2}-\d{2}$")
 
@@ -72,18 +75,30 @@ class MqttEndpoint(BaseModel):
     tls: bool = False
 
 
-def parse_mqtt_url(url: str) -> MqttEndpoint:
-    """Parse an MQTT URL; raise ValueError naming what is wrong."""
+def redact_url(url: str) -> str:
+    """`url` as messages may show it: a password in it replaced by `***` (the user name stays, it says
+    which account was refused)."""
     parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.netloc.rpartition("@")[0].partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+
+
+def parse_mqtt_url(url: str) -> MqttEndpoint:
+    """Parse an MQTT URL; raise ValueError naming what is wrong (never quoting a password)."""
+    parts = urlsplit(url)
+    shown = redact_url(url)
     if parts.scheme not in ("mqtt", "mqtts"):
-        raise ValueError(f"MQTT URL {url!r} must start with mqtt:// or mqtts://")
+        raise ValueError(f"MQTT URL {shown!r} must start with mqtt:// or mqtts://")
     if not parts.hostname:
-        raise ValueError(f"MQTT URL {url!r} has no host")
+        raise ValueError(f"MQTT URL {shown!r} has no host")
     tls = parts.scheme == "mqtts"
     try:
         port = parts.port or (8883 if tls else 1883)
     except ValueError as exc:
-        raise ValueError(f"MQTT URL {url!r} has an invalid port") from exc
+        raise ValueError(f"MQTT URL {shown!r} has an invalid port") from exc
     return MqttEndpoint(
         host=parts.hostname,
         port=port,

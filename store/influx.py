@@ -31,7 +31,7 @@ from jieshui.errors import (
     StoreTimeoutError,
     StoreUnavailableError,
 )
-from jieshui.settings import Settings
+from jieshui.settings import Settings, redact_url
 from jieshui.tls import client_context, find_verification_error, untrusted_message
 from store.lineprotocol import Point
 
@@ -154,7 +154,8 @@ class InfluxStore:
             try:
                 verify = client_context(config.ca_file, CA_FILE_VARIABLE)
             except JieshuiError as exc:
-                raise StoreError(str(exc), url=config.url) from exc
+                raise StoreError(str(exc), url=redact_url(config.url)) from exc
+        self._where = redact_url(config.url).rstrip("/")  # the URL messages show: no password
         self._http = httpx.Client(
             base_url=config.url.rstrip("/"),
             headers=headers,
@@ -168,7 +169,7 @@ class InfluxStore:
 
     # -- plumbing -------------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        url = f"{self.config.url.rstrip('/')}{path}"
+        url = f"{self._where}{path}"
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
@@ -190,11 +191,11 @@ class InfluxStore:
         refused = find_verification_error(exc)
         if refused is not None:
             return StoreUnavailableError(
-                untrusted_message(self.config.url, refused, CA_FILE_VARIABLE, self.config.ca_file), url=url
+                untrusted_message(self._where, refused, CA_FILE_VARIABLE, self.config.ca_file), url=url
             )
         if "WRONG_VERSION_NUMBER" in str(exc) or "wrong version number" in str(exc):
             return StoreUnavailableError(
-                f"InfluxDB did not answer TLS at {self.config.url} ({exc}): it seems to serve plain HTTP; "
+                f"InfluxDB did not answer TLS at {self._where} ({exc}): it seems to serve plain HTTP; "
                 "use http:// in JIESHUI_INFLUX_URL, or enable HTTPS on the server",
                 url=url,
             )
@@ -209,7 +210,7 @@ class InfluxStore:
         if status == 400 and _PLAIN_HTTP_TO_TLS in message:
             # retryable: a configuration to fix, not points to refuse (the collector keeps its buffer)
             raise StoreUnavailableError(
-                f"InfluxDB at {self.config.url} serves HTTPS only ({message.strip()}): use https:// in "
+                f"InfluxDB at {self._where} serves HTTPS only ({message.strip()}): use https:// in "
                 f"JIESHUI_INFLUX_URL, and {CA_FILE_VARIABLE} if its certificate comes from a private CA",
                 status=status,
                 url=url,
@@ -351,7 +352,7 @@ class InfluxStore:
         with self._v2_lock:
             if self._v2_write is None:
                 self._v2_write = self._v2().write_api(write_options=SYNCHRONOUS)
-        url = f"{self.config.url.rstrip('/')}/api/v2/write"
+        url = f"{self._where}/api/v2/write"
         try:
             self._v2_write.write(bucket=self.config.target, org=self.config.org, record=body)
         except ApiException as exc:
@@ -415,10 +416,10 @@ class InfluxStore:
             if "database not found" in error:
                 raise DatabaseNotFoundError(
                     f"{self.config.target!r} does not exist ({error}); run the bootstrap to create it",
-                    url=f"{self.config.url}/query",
+                    url=f"{self._where}/query",
                 )
             if "authoriz" in error or "not authenticated" in error:
-                raise StoreAuthError(f"InfluxDB refused the query: {error}", url=f"{self.config.url}/query")
+                raise StoreAuthError(f"InfluxDB refused the query: {error}", url=f"{self._where}/query")
             raise QueryError(f"InfluxQL failed: {error}; query: {influxql}")
         return results
 

@@ -114,13 +114,18 @@ class Api:
 
 #: The caches as `jieshui api` runs by default (JIESHUI_API_*_CACHE_S): every test runs the deployed path.
 CACHES = {"status_cache_s": 10.0, "auth_cache_s": 10.0, "registry_cache_s": 10.0}
+#: Failed authentications per address and minute: the authorization matrix and schemathesis send
+#: thousands of bad credentials from the one test client, counted as deployed but never blocked
+#: (test_rate_limit.py tests the limit itself).
+AUTH_FAILURES = 1_000_000
 
 
 def make_api(district: District, db_url: str, now: dt.datetime = NOW) -> Api:
     db = Database(db_url)
     ctx = ApiContext(
-        site=district.site, db=db, store=district.store, clock=lambda: now.astimezone(dt.UTC), **CACHES
-    )
+        site=district.site, db=db, store=district.store, clock=lambda: now.astimezone(dt.UTC), **CACHES,
+        auth_failures=AUTH_FAILURES,
+    )  # fmt: skip
     api = Api(ctx, TestClient(create_app(ctx), raise_server_exceptions=False))
     with db.session() as s:
         for who, role, communities in [
