@@ -34,6 +34,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         (401, "no or bad credentials"),
         (403, "the role may not do this"),
         (404, "not found, or not visible to the caller"),
+        (413, "the upload is larger than the limit (form imports: 5 MB)"),
+        (415, "the body is not of the media type the operation takes (application/json)"),
         (422, "invalid request"),
         (503, "the time-series store is unavailable"),
     ]

@@ -8,6 +8,7 @@ the wording of both languages is reviewed in one place.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Route
 
 from jieshui.errors import StoreError
 from jieshui.logs import redact
@@ -115,6 +116,21 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     ),
     "invalid_cycle": (422, "年度安排无效：{reason}", "invalid cycle: {reason}"),
     "bad_request": (400, "请求无效：{reason}", "bad request: {reason}"),
+    "body_not_json": (
+        400,
+        "请求体不是有效的 JSON（第 {offset} 个字符：{error}）",
+        "the request body is not valid JSON (at character {offset}: {error})",
+    ),
+    "payload_too_large": (
+        413,
+        "上传内容超过 {limit_mb} MB 的上限",
+        "the upload is larger than the limit of {limit_mb} MB",
+    ),
+    "unsupported_media_type": (
+        415,
+        "不支持的请求体类型 {media_type}；请以 application/json 发送",
+        "unsupported body media type {media_type}; send application/json",
+    ),
     "unsupported_grant": (
         400,
         "不支持的授权类型 {grant}（支持 client_credentials 与 password）",
@@ -225,13 +241,33 @@ def _validation_details(exc: RequestValidationError) -> list[ErrorDetail]:
     return out
 
 
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def _method_table(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
+    """Path pattern -> methods, from the OpenAPI paths (FastAPI 0.165 nests included routers in objects
+    that are not `Route`s) and the app's own Starlette routes (/docs, /openapi.json, which also answer
+    HEAD; API routes do not); built once."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(app.state, "method_table", None)
+    if table is None:
+        table = []
+        for path, operations in app.openapi().get("paths", {}).items():
+            pattern = re.compile("^" + re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)) + "$")
+            table.append((pattern, {m.upper() for m in operations if m in _HTTP_METHODS}))
+        for route in app.router.routes:
+            if isinstance(route, Route) and route.methods:
+                table.append((route.path_regex, set(route.methods)))
+        app.state.method_table = table
+    return table
+
+
 def _allowed_methods(request: Request) -> str:
     """Every method a route serves at the request's path. Starlette's own `Allow` names only the first
     route matching the path: `Allow: GET` for a DELETE /keys, though POST /keys exists too."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is Match.PARTIAL:
-            methods |= route.methods
+    for pattern, served in _method_table(request.app):
+        if pattern.match(request.url.path):
+            methods |= served
     return ", ".join(sorted(methods))
 
 
@@ -244,6 +280,23 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        # A body that does not parse is a malformed request (400), not a field (pydantic's location is
+        # the character offset: "body.13" would read like a field named 13).
+        for err in errors:
+            if err.get("type") == "json_invalid":
+                loc = list(err.get("loc", ()))
+                error = str((err.get("ctx") or {}).get("error", "decode error"))
+                return error_response(
+                    request, "body_not_json", offset=loc[-1] if len(loc) > 1 else 0, error=error
+                )
+        # The whole body refused as raw bytes: it came as another media type (a form to a JSON route).
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not (media_type == "application/json" or media_type.endswith("+json")) and any(
+            tuple(err.get("loc", ())) == ("body",) and isinstance(err.get("input"), bytes | str)
+            for err in errors
+        ):
+            return error_response(request, "unsupported_media_type", media_type=media_type or "(none)")
         details = _validation_details(exc)
         fields = ", ".join(".".join(str(p) for p in d.loc) for d in details) or "?"
         return error_response(request, "invalid_request", details, fields=fields)

@@ -10,17 +10,18 @@ never count a volume twice or lose it.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import overload
+from typing import Any, overload
 
 from pydantic import ValidationError
 
-from devices.payload import payload_model, payload_to_quantities
+from devices.payload import model_for, payload_to_quantities
 from devices.profile import Profile
 from devices.registers import ROLLOVER_BAND, codecs_for, rollover_values
 from store.lineprotocol import FieldValue, Point, series_key
@@ -28,6 +29,8 @@ from store.lineprotocol import FieldValue, Point, series_key
 NS = 10**9
 #: Raw input kept in a dead letter (characters); enough to see what was wrong, never a whole flood.
 RAW_LIMIT = 512
+#: An InfluxDB integer field is 64-bit signed.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -291,7 +294,8 @@ def _typed(profile: Profile, quantity: str, value: float | bool | int | str) -> 
     if kind == "bool":
         return bool(value)
     if kind == "int":
-        return round(float(value))
+        # an integer stays exact (float() of one of 400 digits was an OverflowError, a crash)
+        return value if isinstance(value, int) and not isinstance(value, bool) else round(float(value))
     if kind == "string":
         return str(value)
     return float(value)
@@ -312,35 +316,68 @@ def parse_payload(profile: Profile, body: bytes) -> Payload:
         raise RejectedInput("schema", f"profile {profile.ref} has no MQTT payload")
     try:
         raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         raise RejectedInput("json", f"payload is not JSON: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RejectedInput("json", f"payload is not JSON: not UTF-8 text ({exc})") from exc
+    except ValueError as exc:  # an integer of more digits than Python converts (4,300): was a crash
+        why = str(exc).split(":")[0]
+        raise RejectedInput(
+            "json", f"payload is not JSON we accept: a number {why[:1].lower()}{why[1:]}"
+        ) from exc
+    except RecursionError as exc:  # `[[[[...` nested thousands deep: was a crash of the collector
+        raise RejectedInput("json", "payload is not JSON we accept: nested too deeply") from exc
     if not isinstance(raw, dict):
         raise RejectedInput("json", f"payload is a JSON {type(raw).__name__}, not an object")
     try:
-        model = payload_model(profile.ref).model_validate(raw)
+        model = model_for(profile).model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{_where(e['loc'])}: {_schema_message(e)}" for e in exc.errors())
         raise RejectedInput("schema", problems) from exc
     schema = profile.mqtt
     device_time_ns = None
     if schema.timestamp_key is not None:
-        stamp = raw[schema.timestamp_key]
-        if schema.timestamp_format == "epoch_ms":
-            device_time_ns = int(stamp) * 1_000_000
-        elif schema.timestamp_format == "epoch_s":
-            device_time_ns = int(float(stamp) * NS)
-        else:
-            import datetime as dt
-
-            try:
-                device_time_ns = int(dt.datetime.fromisoformat(str(stamp)).timestamp() * NS)
-            except ValueError as exc:
-                raise RejectedInput("schema", f"{schema.timestamp_key}: {stamp!r} is not ISO 8601") from exc
-    message_id = str(raw[schema.sequence_key]) if schema.sequence_key else None
+        device_time_ns = _device_time_ns(profile, schema.timestamp_key, raw[schema.timestamp_key])
+    sequence = raw.get(schema.sequence_key) if schema.sequence_key else None
+    message_id = str(sequence) if sequence is not None else None
     if message_id is None and device_time_ns is not None:
         message_id = f"t{device_time_ns}"
     values = {k: _typed(profile, k, v) for k, v in payload_to_quantities(profile, model).items()}
     return Payload(values, device_time_ns, message_id)
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    # an empty key is named as "" (it was shown as the payload's top, "(top)")
+    return ".".join('""' if part == "" else str(part) for part in loc) or "(top)"
+
+
+def _schema_message(error: Any) -> str:
+    if error["type"] == "string_unicode":  # pydantic's own words name neither the key nor the cause
+        return "a key or a text holds an unpaired surrogate (\\ud800-\\udfff), not valid Unicode"
+    return str(error["msg"])
+
+
+#: The zone of a profile's `clock`: what a device time without an offset means.
+CLOCK_ZONES = {"utc": dt.UTC, "local": dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")}
+
+
+def _device_time_ns(profile: Profile, key: str, stamp: float | str) -> int:
+    """The device's own time (validated as a finite number, or a string for ISO 8601) in ns."""
+    assert profile.mqtt is not None  # noqa: S101 (parse_payload checked it)
+    fmt = profile.mqtt.timestamp_format
+    try:
+        if fmt == "epoch_ms":
+            return int(stamp) * 1_000_000
+        if fmt == "epoch_s":
+            return int(float(stamp) * NS)
+        t = dt.datetime.fromisoformat(str(stamp))
+        if t.tzinfo is None:  # as the profile's clock runs, not as this machine's zone
+            t = t.replace(tzinfo=CLOCK_ZONES[profile.clock])
+        return int(t.timestamp() * NS)
+    except ValueError as exc:
+        raise RejectedInput("schema", f"{key}: {stamp!r} is not ISO 8601") from exc
+    except OverflowError as exc:  # 1e300 s, or year 1 with an offset: was a crash
+        raise RejectedInput("schema", f"{key}: {stamp!r} is not a time a device can have") from exc
 
 
 def check_values(profile: Profile, values: Mapping[str, FieldValue]) -> None:
@@ -351,6 +388,10 @@ def check_values(profile: Profile, values: Mapping[str, FieldValue]) -> None:
         q = profile.quantity[name]
         if isinstance(value, float) and not math.isfinite(value):
             raise RejectedInput("not_finite", f"{name} is {value}")
+        if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+            # InfluxDB would refuse the whole point (and `:g` below cannot format such an int)
+            text = str(value) if len(str(value)) <= 30 else f"a {len(str(abs(value)))}-digit integer"
+            raise RejectedInput("range", f"{name} = {text} is outside the 64-bit range InfluxDB stores")
         if q.min is not None and value < q.min:
             raise RejectedInput("range", f"{name} = {value:g} {q.unit} is below its minimum {q.min:g}")
         if q.max is not None and value > q.max:
@@ -370,9 +411,9 @@ def stamp(device_time_ns: int | None, received_ns: int, limits: Limits) -> tuple
     if ahead_s > limits.max_future_s:
         return received_ns, round(ahead_s, 3)
     if -ahead_s > limits.max_past_s:
-        raise RejectedInput(
-            "too_old", f"device time is {-ahead_s / 86400:.1f} days old (limit {limits.max_past_s / 86400:g})"
-        )
+        days = -ahead_s / 86400
+        age = f"{days:.1f}" if days < 1e9 else f"{days:.3g}"  # not 200 digits for a ts of -1e308
+        raise RejectedInput("too_old", f"device time is {age} days old (limit {limits.max_past_s / 86400:g})")
     return device_time_ns, None
 
 
@@ -479,7 +520,7 @@ def process_mqtt(
         duplicate, state = remember(state, payload.message_id)
         if duplicate:
             return None, state
-    if payload.message_id is not None and payload.message_id.isdigit():
+    if payload.message_id is not None and payload.message_id.isascii() and payload.message_id.isdigit():
         # Two messages stamped in the same millisecond must not land on one InfluxDB point (the
         # second would overwrite the first's consumption): the sequence number breaks the tie.
         time_ns += int(payload.message_id) % 1_000_000

@@ -30,8 +30,21 @@ class _Payload(BaseModel):
 @cache
 def payload_model(profile_ref: str) -> type[BaseModel]:
     """The pydantic model of a profile's MQTT payload (refused: missing keys, wrong types, extras)."""
-    profile = find_profile(profile_ref)
-    return _build(profile)
+    return model_for(find_profile(profile_ref))
+
+
+_MODELS: dict[str, tuple[Profile, type[BaseModel]]] = {}
+
+
+def model_for(profile: Profile) -> type[BaseModel]:
+    """`payload_model` of this very profile, built once: the collector validates with the profile it
+    was given (before, a profile not in devices/profiles was looked up by name, a ProfileError)."""
+    cached = _MODELS.get(profile.ref)
+    if cached is not None and cached[0] is profile:
+        return cached[1]
+    model = _build(profile)
+    _MODELS[profile.ref] = (profile, model)
+    return model
 
 
 def _build(profile: Profile) -> type[BaseModel]:

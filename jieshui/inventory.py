@@ -11,6 +11,7 @@ fields, by `check_rules`, a pure function.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from enum import StrEnum
@@ -40,7 +41,8 @@ PHONE_PATTERN = r"^(\+?86[- ]?)?((0\d{2,3}-?)?\d{7,8}|1\d{10})$"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # YAML reads `.inf` and `.nan` as floats: an infinite tank or claim passed every `gt=0` before
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Surface(StrEnum):
@@ -530,6 +532,8 @@ def _message(error: Any) -> str:
     """A short, imperative message for a pydantic error."""
     kind = error["type"]
     ctx = error.get("ctx") or {}
+    if error.get("input", ...) is None and kind != "missing":
+        return "is empty (give it a value)"  # `households:` with nothing after it
     simple = {
         "missing": "is required",
         "extra_forbidden": "is not a known field (misspelt?)",
@@ -541,6 +545,8 @@ def _message(error: Any) -> str:
         "list_type": "must be a list",
         "dict_type": "must be a mapping",
         "model_type": "must be a mapping",
+        "model_attributes_type": "must be a mapping",
+        "finite_number": "must be a finite number (not .inf or .nan)",
         "union_tag_invalid": f"{str(ctx.get('discriminator', '')).strip(chr(39))} {ctx.get('tag')!r} is not "
         f"one of {ctx.get('expected_tags', '')}",
         "union_tag_not_found": f"needs a {str(ctx.get('discriminator', '')).strip(chr(39))}",
@@ -563,6 +569,15 @@ def _message(error: Any) -> str:
         return f"{error['input']!r} is not one of {ctx.get('expected')}"
     if kind == "too_short":
         return f"needs at least {ctx.get('min_length')} item(s)"
+    if kind == "string_too_short":
+        return (
+            "must not be empty" if ctx.get("min_length") == 1 else f"needs {ctx.get('min_length')} characters"
+        )
+    if kind == "string_too_long":
+        return f"is {len(str(error['input']))} characters long; at most {ctx.get('max_length')}"
+    if kind in ("datetime_parsing", "datetime_from_date_parsing", "datetime_type"):
+        why = f" ({ctx['error']})" if ctx.get("error") else ""
+        return f"{error['input']!r} is not a date and time like 2025-07-01T08:00:00+08:00{why}"
     msg = str(error["msg"])
     return msg[:1].lower() + msg[1:]
 
@@ -572,8 +587,54 @@ def _display_path(loc: tuple[str | int, ...], lines: _LineMap) -> Path_:
     for part in loc:
         if isinstance(part, str) and part in _UNION_TAGS and (*path, part) not in lines.lines:
             continue  # pydantic inserts the tagged union's tag; the YAML has no such level
+        if isinstance(part, int) and (*path, part) not in lines.lines and (*path, str(part)) in lines.lines:
+            part = str(part)  # a mapping key YAML read as a number (`7: x`): the line map has it as text
         path.append(part)
     return tuple(path)
+
+
+_PLAIN_KEY = re.compile(r"[\w-]+")
+
+
+def _dotted(path: Path_) -> str:
+    """`districts.0.name`; a key that is empty, blank or holds a dot or colon is quoted (`' '`), so the
+    path stays readable and one key is never taken for two."""
+    if not path:
+        return "(top)"
+    return ".".join(str(p) if isinstance(p, int) or _PLAIN_KEY.fullmatch(p) else repr(p) for p in path)
+
+
+def _yaml_problem(name: str, text: str, exc: yaml.YAMLError) -> str:
+    """`FILE:LINE: yaml: what`, at the line where a person can fix it."""
+    if isinstance(exc, yaml.reader.ReaderError):  # a control character: it has a position, not a mark
+        line = text.count("\n", 0, exc.position) + 1
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return f"{name}:{line}: yaml: character #x{char:04x} is not allowed in YAML text"
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else 1
+    problem = getattr(exc, "problem", None) or str(exc)
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None and problem.startswith("found unexpected end of stream"):
+        # an unclosed quote or bracket: the end of the file is no place to look; where it opened is
+        line, problem = context_mark.line + 1, f"{context} starting here, {problem}"
+    elif context and problem.startswith("but found"):
+        problem = f"{context}, {problem}"  # "but found another document" alone says too little
+    return f"{name}:{line}: yaml: {problem}"
+
+
+def _long_number_line(node: yaml.Node) -> int:
+    """The line of the first number too long for Python to read (PyYAML raises a bare ValueError)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, yaml.ScalarNode):
+            if item.tag == "tag:yaml.org,2002:int" and len(item.value) > 4000:
+                return int(item.start_mark.line) + 1
+        elif isinstance(item, yaml.MappingNode):
+            stack.extend(v for pair in reversed(item.value) for v in reversed(pair))
+        elif isinstance(item, yaml.SequenceNode):
+            stack.extend(reversed(item.value))
+    return 1
 
 
 def load_site(path: Path | str) -> Site:
@@ -581,37 +642,41 @@ def load_site(path: Path | str) -> Site:
     file = Path(path)
     name = str(path)
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = file.read_bytes()
+    except OSError as exc:
         raise InventoryError([f"{name}:0: file: cannot read: {exc}"]) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        why = f"not UTF-8 text: byte 0x{data[exc.start]:02x} ({exc.reason}); save it as UTF-8"
+        raise InventoryError([f"{name}:{line}: file: {why}"]) from exc
+    node = None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InventoryError([f"{name}:{line}: yaml: {problem}"]) from exc
+        raise InventoryError([_yaml_problem(name, text, exc)]) from exc
+    except RecursionError as exc:  # `[[[[...` thousands deep: PyYAML recurses (was a crash)
+        raise InventoryError([f"{name}:1: yaml: nested too deeply to be an inventory"]) from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits (was a crash)
+        line = _long_number_line(node) if node is not None else 1
+        raise InventoryError([f"{name}:{line}: yaml: a number has too many digits ({exc})"]) from exc
     if node is None or not isinstance(raw, dict):
         raise InventoryError([f"{name}:1: file: an inventory is a mapping with a `districts` list"])
     lines = _LineMap()
     lines.walk(node, ())
     problems = [
-        f"{name}:{line}: {'.'.join(map(str, p))}: key appears twice in this mapping"
-        for p, line in lines.duplicates
+        f"{name}:{line}: {_dotted(p)}: key appears twice in this mapping" for p, line in lines.duplicates
     ]
     try:
         site = Site.model_validate(raw)
     except ValidationError as exc:
         for error in exc.errors():
             p = _display_path(tuple(error["loc"]), lines)
-            problems.append(
-                f"{name}:{lines.line_of(p)}: {'.'.join(map(str, p)) or '(top)'}: {_message(error)}"
-            )
+            problems.append(f"{name}:{lines.line_of(p)}: {_dotted(p)}: {_message(error)}")
         raise InventoryError(problems) from exc
-    problems.extend(
-        f"{name}:{lines.line_of(p)}: {'.'.join(map(str, p))}: {message}" for p, message in check_rules(site)
-    )
+    problems.extend(f"{name}:{lines.line_of(p)}: {_dotted(p)}: {message}" for p, message in check_rules(site))
     if problems:
         raise InventoryError(problems)
     return site

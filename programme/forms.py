@@ -226,8 +226,8 @@ def read_form(
     return _parse(sheet, kind, district_name, limits)
 
 
-def _bad_file(zh: str, en: str) -> FormError:
-    return FormError([FormProblem(row=None, column=None, cell=None, code="bad_file", zh=zh, en=en)])
+def _bad_file(zh: str, en: str, row: int | None = None) -> FormError:
+    return FormError([FormProblem(row=row, column=None, cell=None, code="bad_file", zh=zh, en=en)])
 
 
 def _xlsx_sheet(data: bytes) -> _Sheet:
@@ -282,11 +282,22 @@ def _csv_sheet(data: bytes) -> _Sheet:
         )
     text = _decode(data)
     if "\x00" in text:
-        raise _bad_file("文件不是文本（CSV）文件", "the file is not text (CSV)")
+        line = text.count("\n", 0, text.index("\x00")) + 1  # where to look, not just "somewhere"
+        raise _bad_file(
+            f"文件不是文本（CSV）文件：第{line}行含有空字符（NUL）",
+            f"the file is not text (CSV): line {line} holds a NUL character",
+            row=line,
+        )
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     try:
-        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text)))
+        records = list(reader)
     except csv.Error as exc:  # a field over csv.field_size_limit(); the reader tolerates bad quoting
-        raise _bad_file(f"无法读取 CSV 文件（{exc}）", f"the CSV file cannot be read ({exc})") from exc
+        line = reader.line_num
+        raise _bad_file(
+            f"无法读取 CSV 文件：第{line}行（{exc}）",
+            f"the CSV file cannot be read: line {line} ({exc})",
+            row=line,
+        ) from exc
     rows: list[tuple[int, list[object]]] = [(n, list(r)) for n, r in enumerate(records, start=1)]
     return _Sheet(rows=rows, xlsx=False)
 

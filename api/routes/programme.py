@@ -111,10 +111,18 @@ def set_cycle(ctx: CtxDep, principal: PrincipalDep, year: ProgrammeYear, body: C
 
 
 async def _form_body(request: Request) -> bytes:
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise ApiError("bad_request", reason=f"the form is larger than {MAX_FORM_BYTES // 1024 // 1024} MB")
-    return body
+    """The uploaded form, refused (413) as soon as it is known to exceed MAX_FORM_BYTES: by its declared
+    length before reading anything, else while it streams in (chunked uploads declare none)."""
+    too_large = ApiError("payload_too_large", limit_mb=MAX_FORM_BYTES // 1024 // 1024)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise too_large
+    return bytes(body)
 
 
 def _public(a: Application) -> ApplicationPublic:

@@ -43,6 +43,9 @@ EXCEPTION_NAMES = {
     11: "gateway target failed to respond",
 }
 
+#: The function code of a read of each table (an answer carries the same one, or it + 0x80).
+FUNCTION_CODES = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
+
 
 @dataclass(frozen=True)
 class PollResult:
@@ -52,7 +55,7 @@ class PollResult:
     slot_ns: int  # the aligned time the reading is stamped with
     blocks: dict[str, dict[int, int]] | None
     error: DeviceReadError | None = None
-    reason: str = ""  # timeout | connection | modbus_exception
+    reason: str = ""  # timeout | connection | modbus_exception | bad_answer
     cycle_s: float = 0.0  # time the poll took
     lateness_s: float = 0.0  # how long after its slot the poll started
 
@@ -135,17 +138,29 @@ class ModbusLink:
                 except (TimeoutError, ModbusException, OSError) as exc:
                     # A lost answer can leave the connection out of step: start afresh.
                     self.client.close()
-                    why = f"no answer: {exc or type(exc).__name__}"
+                    # garbage, half a frame, another transaction or unit id: pymodbus drops the frame and
+                    # waits, so all of them end here, as does silence
+                    why = f"no valid answer within {self.timeout_s:g} s: {exc or type(exc).__name__}"
                     raise DeviceReadError(device, self._where(unit_id, req), why) from exc
                 if response.isError():
                     code = int(getattr(response, "exception_code", 0))
                     why = f"exception code {code} ({EXCEPTION_NAMES.get(code, 'unknown')})"
                     raise DeviceReadError(device, self._where(unit_id, req), why)
-                values = (
-                    response.bits[: req.count] if req.table in ("coil", "discrete") else response.registers
-                )
-                if len(values) < req.count:
-                    why = f"short answer: {len(values)} of {req.count} values"
+                bits = req.table in ("coil", "discrete")
+                if response.function_code != FUNCTION_CODES[req.table]:
+                    # pymodbus hands over the answer to another read (an input-register answer to a
+                    # holding-register read): its values would be stored as the wrong quantities
+                    self.client.close()
+                    why = (
+                        f"bad answer: function code {response.function_code}, not "
+                        f"{FUNCTION_CODES[req.table]} (read {req.table})"
+                    )
+                    raise DeviceReadError(device, self._where(unit_id, req), why)
+                values = response.bits[: req.count] if bits else response.registers
+                # bits come padded to whole bytes; registers must be exactly the count asked for
+                if len(values) < req.count or (not bits and len(values) != req.count):
+                    self.client.close()
+                    why = f"bad answer: {len(values)} values for the {req.count} asked"
                     raise DeviceReadError(device, self._where(unit_id, req), why)
                 table = blocks.setdefault(req.table, {})
                 for i, value in enumerate(values[: req.count]):
@@ -177,6 +192,8 @@ def _reason(error: DeviceReadError) -> str:
         return "modbus_exception"
     if "not connected" in text:
         return "connection"
+    if "bad answer" in text:  # an answer came, but not the one asked for (was counted as a timeout)
+        return "bad_answer"
     return "timeout"
 
 
