@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PACKAGES := jieshui devices collector store simulators verification api programme grafana
 
-.PHONY: demo test bench bootstrap lint typecheck unit
+.PHONY: demo test bench faults bootstrap lint typecheck unit
 
 demo: bootstrap
 	$(VENV)/bin/jieshui demo
@@ -15,6 +15,11 @@ test: bootstrap lint typecheck unit
 # table in docs/benchmarks.md (bench/run_all.py).
 bench: bootstrap
 	$(PY) -m bench.run_all
+
+# The fault suite's long profile: every fault of docs/reliability.md ten times over, each test ending
+# with InfluxDB counted against the simulators' ground truth (`make test` runs each fault once).
+faults: bootstrap
+	JIESHUI_FAULT_CYCLES=10 $(PY) -m pytest tests/faults --timeout 1800 -p no:cacheprovider
 
 bootstrap:
 	@bash scripts/bootstrap.sh

@@ -34,6 +34,16 @@ class CollectorMetrics:
         self.buffer_age = Gauge(
             "jieshui_buffer_oldest_age_seconds", "Age of the oldest line waiting for InfluxDB", registry=r
         )
+        self.buffer_disk_full = Gauge(
+            "jieshui_buffer_disk_full",
+            "1 while the buffer's disk is full and readings are refused",
+            registry=r,
+        )
+        self.unclean_stops = Counter(
+            "jieshui_unclean_stops_total",
+            "Runs of this collector (on this buffer) that ended without a clean stop",
+            registry=r,
+        )
         self.buffer_full = Counter(
             "jieshui_buffer_full_total", "Batches refused because the buffer was full", ["source"], registry=r
         )
@@ -61,3 +71,6 @@ class CollectorMetrics:
             "jieshui_device_errors_total", "Failed polls", ["device", "reason"], registry=r
         )
         self.mqtt_connected = Gauge("jieshui_mqtt_connected", "1 while connected to the broker", registry=r)
+        self.mqtt_disconnects = Counter(
+            "jieshui_mqtt_disconnects_total", "Connections to the broker lost, or refused by it", registry=r
+        )

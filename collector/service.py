@@ -24,7 +24,7 @@ from pathlib import Path
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
-from collector.buffer import Buffer, BufferFull
+from collector.buffer import RESERVE_BYTES, Buffer, BufferDiskFull, BufferFull
 from collector.metrics import CollectorMetrics
 from collector.pipeline import (
     DeadLetter,
@@ -58,6 +58,7 @@ class CollectorConfig(BaseModel):
     buffer_path: Path
     buffer_max_lines: int = Field(default=5_000_000, gt=0)
     buffer_sync: str = "FULL"
+    buffer_reserve_bytes: int = Field(default=RESERVE_BYTES, ge=0)  # released when the disk fills
     batch_lines: int = Field(default=5000, gt=0)  # lines per write to InfluxDB
     writes_in_flight: int = Field(default=2, ge=1, le=8)  # writes to InfluxDB at once
     flush_interval_s: float = Field(default=1.0, gt=0)  # longest a line waits when traffic is low
@@ -71,6 +72,7 @@ class CollectorConfig(BaseModel):
     only: tuple[str, ...] = ()  # community ids; empty: all
     mqtt_share_group: str | None = None
     mqtt_session_expiry_s: int = Field(default=7 * 86400, ge=0)
+    mqtt_keepalive_s: int = Field(default=30, ge=2)
     mqtt_ca_file: str | None = None
     limits: Limits = Field(default_factory=Limits)
 
@@ -122,7 +124,9 @@ class Collector:
         self.influx = influx
         self.broker = broker
         self.metrics = CollectorMetrics()
-        self.buffer = Buffer(config.buffer_path, config.buffer_max_lines, config.buffer_sync)
+        self.buffer = Buffer(
+            config.buffer_path, config.buffer_max_lines, config.buffer_sync, config.buffer_reserve_bytes
+        )
         self.states = self.buffer.states()
         self.devices: dict[str, DeviceRef] = {}
         self._seen: dict[str, _DeviceSeen] = {}
@@ -155,6 +159,7 @@ class Collector:
         self._http: ThreadingHTTPServer | None = None
         self.last_write_ok_ns = 0
         self.last_write_error = ""
+        self.writes_failing = False  # the last write to InfluxDB failed
         self.health_port = config.health_port
         self.failed = False
         self._closing = False
@@ -171,6 +176,7 @@ class Collector:
         self._queue = asyncio.Queue()
         self._start_http()
         store = InfluxStore(self.influx)
+        self._begin_run()
         # the inventory facts dashboards need (docs/schema.md), written again at every start
         with contextlib.suppress(BufferFull):
             self.buffer.commit(inventory_lines(self.site, time.time_ns(), self.config.only))
@@ -200,6 +206,7 @@ class Collector:
                 client_id=f"jieshui-collector-{self.config.collector_id}",
                 share_group=self.config.mqtt_share_group,
                 session_expiry_s=self.config.mqtt_session_expiry_s,
+                keepalive_s=self.config.mqtt_keepalive_s,
                 ca_file=self.config.mqtt_ca_file,
             )
             self._mqtt = MqttSource(self.broker, options, deliver_to(loop, self._queue), self._mqtt_state)
@@ -229,10 +236,27 @@ class Collector:
         for link in links.values():
             link.close()
         store.close()
+        with contextlib.suppress(Exception):  # a full disk: the next start reports an unclean stop
+            self.buffer.end_run()
         self.buffer.close()
         if self._http is not None:
             self._http.shutdown()
         log.info("collector %s stopped", self.config.collector_id)
+
+    def _begin_run(self) -> None:
+        try:
+            previous_ns = self.buffer.begin_run()
+        except Exception as exc:  # a full disk must not keep the collector from starting
+            log.error("buffer %s: could not record this run's start: %s", self.buffer.path, exc)
+            return
+        self.metrics.unclean_stops.inc(self.buffer.counters().get("unclean_stops", 0))
+        if previous_ns is not None:
+            started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(previous_ns / NS))
+            log.warning(
+                "the previous run (started %s UTC) ended without a clean stop (a crash, kill or power "
+                "loss); resuming from the buffer: %d lines pending, device state as last committed",
+                started, self.buffer.depth,
+            )  # fmt: skip
 
     def _core_task_done(self, task: asyncio.Task[None]) -> None:
         # The processor, drainer and health tasks never end on their own: if one does, it is a bug;
@@ -252,6 +276,8 @@ class Collector:
 
     def _mqtt_state(self, connected: bool, why: str) -> None:
         self.metrics.mqtt_connected.set(1 if connected else 0)
+        if not connected:
+            self.metrics.mqtt_disconnects.inc()
         (log.info if connected else log.warning)("MQTT broker %s: %s", self.broker and self.broker.host, why)
 
     # -- processor ------------------------------------------------------------------------------
@@ -289,8 +315,10 @@ class Collector:
         try:
             self.buffer.commit(batch.lines, batch.states, batch.counts)
         except BufferFull as exc:
+            self.metrics.buffer_disk_full.set(1 if isinstance(exc, BufferDiskFull) else 0)
             self._on_buffer_full(items, exc)
             return
+        self.metrics.buffer_disk_full.set(0)
         self.states.update(batch.states)
         for name, n in batch.counts.items():
             if name.startswith("accepted_"):
@@ -377,12 +405,12 @@ class Collector:
             if key not in self._faulty:
                 self._faulty.add(key)
                 log.error("%s: %s (logged once; counted while it lasts)", key, poll.error)
-            if poll.reason == "modbus_exception" and poll.error is not None:
-                dead = DeadLetter(
-                    poll.device, poll.slot_ns, "modbus_exception", str(poll.error), poll.error.address
-                )
+            # an answer that came and was refused (an exception code, another function's answer, the
+            # wrong count) is data about the device: kept as a dead letter; silence is only counted
+            if poll.reason in ("modbus_exception", "bad_answer") and poll.error is not None:
+                dead = DeadLetter(poll.device, poll.slot_ns, poll.reason, str(poll.error), poll.error.address)
                 batch.lines.append(dead.point(self.config.collector_id).to_line())
-                batch.counts["dead_letter:modbus_exception"] += 1
+                batch.counts[f"dead_letter:{poll.reason}"] += 1
             return
         if key in self._faulty:
             self._faulty.discard(key)
@@ -468,6 +496,10 @@ class Collector:
                     failing = True
                     with contextlib.suppress(StoreError):
                         await asyncio.to_thread(store.bootstrap)
+                        # the inventory facts written at start went with the database
+                        with contextlib.suppress(BufferFull):
+                            self.buffer.commit(inventory_lines(self.site, time.time_ns(), self.config.only))
+                        log.warning("InfluxDB database created again; inventory points queued again")
                     await asyncio.sleep(backoff.next_delay())
                 elif exc.retryable or exc.status in (401, 403):
                     self._write_failed(exc, type(exc).__name__, failing)
@@ -482,17 +514,28 @@ class Collector:
             took = time.monotonic() - write.started
             self.metrics.write_seconds.observe(took)
             self._write_s.append(took)
-            self.buffer.remove_through(write.rows[-1][0])
+            try:
+                self.buffer.remove_through(write.rows[-1][0])
+            except BufferDiskFull as exc:
+                # written but not deleted: sent again once the disk lets us delete (stored once)
+                log.error("%s; writing them again later", exc)
+                self.metrics.buffer_disk_full.set(1)
+                await _settle(inflight)
+                after = 0
+                await asyncio.sleep(backoff.next_delay())
+                continue
             self.metrics.points_written.inc(len(write.rows))
             self.points_written += len(write.rows)
             self.metrics.buffer_depth.set(self.buffer.depth)
             self.last_write_ok_ns = time.time_ns()
+            self.writes_failing = False
             if failing:
                 log.info("InfluxDB writes succeed again; %d lines pending", self.buffer.depth)
                 failing = False
             backoff.reset()
 
     def _write_failed(self, exc: StoreError, kind: str, failing: bool) -> None:
+        self.writes_failing = True
         self.metrics.write_errors.labels(kind).inc()
         self.last_write_error = str(exc)
         if not failing:
@@ -512,7 +555,11 @@ class Collector:
                 letter = DeadLetter(None, time.time_ns(), "store_rejected", str(exc), line)
                 dead.append(letter.point(self.config.collector_id).to_line())
             good.append(row_id)
-        self.buffer.commit(dead, counts={"dead_letter:store_rejected": len(dead)})
+        try:
+            self.buffer.commit(dead, counts={"dead_letter:store_rejected": len(dead)})
+        except BufferFull as exc:
+            log.error("%s; isolating the refused lines again later", exc)
+            return
         self.buffer.remove(good)
         self.metrics.dead_letters.labels("store_rejected").inc(len(dead))
 
@@ -523,7 +570,10 @@ class Collector:
         age = self.buffer.oldest_age_s() if oldest_age_s is None else oldest_age_s
         self.metrics.buffer_age.set(age)
         silent = sorted(self._faulty)
-        status = "ok" if age < 300 and not silent else "degraded"
+        disk_full = self.buffer.disk_full_since is not None
+        status = (
+            "ok" if age < 300 and not silent and not self.writes_failing and not disk_full else "degraded"
+        )
         return {
             "status": status,
             "collector": self.config.collector_id,
@@ -533,6 +583,8 @@ class Collector:
             "last_write_error": self.last_write_error,
             "failing_devices": silent,
             "mqtt_connected": bool(self._mqtt and self._mqtt.connected),
+            "buffer_disk_full": disk_full,
+            "writes_failing": self.writes_failing,
             "devices": len(self.devices),
         }
 
@@ -587,6 +639,7 @@ class Collector:
             "accepted_mqtt": counters.get("accepted_mqtt", 0),
             "duplicates": counters.get("duplicate", 0),
             "dead_letters": sum(v for k, v in counters.items() if k.startswith("dead_letter:")),
+            "unclean_stops": counters.get("unclean_stops", 0),
             "status_ok": h["status"] == "ok",
             "points_written": self.points_written,
             "writes": len(self._write_s),

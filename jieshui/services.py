@@ -316,6 +316,8 @@ class MosquittoServer(_Server):
         # max_queued_messages 0 = unbounded: the default of 1000 silently drops a persistent session's
         # QoS 1 messages during a longer collector outage (ARCHITECTURE.md, pitfalls). Running as root,
         # mosquitto would drop to user `mosquitto` and could not write its persistence file here.
+        # autosave_on_changes with an interval of 1: saved after every change, so a broker killed keeps
+        # every message it acknowledged (docs/reliability.md).
         auth = "" if "allow_anonymous" in self.extra_config else "allow_anonymous true\n"
         # mosquitto 2.0: the listener's own settings follow its `listener` line
         tls = f"certfile {self.tls[0]}\nkeyfile {self.tls[1]}\n" if self.tls else ""
@@ -323,6 +325,7 @@ class MosquittoServer(_Server):
             f"""listener {self.port} {self.host}
 {tls}{auth}persistence true
 persistence_location {d}/
+autosave_on_changes true
 autosave_interval 1
 max_queued_messages 0
 user root

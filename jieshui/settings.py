@@ -39,12 +39,16 @@ class Settings(BaseSettings):
     buffer_path: str | None = None  # default var/collector/<collector_id>.sqlite3
     buffer_max_lines: int = Field(default=5_000_000, gt=0)
     buffer_sync: Literal["FULL", "NORMAL"] = "FULL"
+    # released when the buffer's disk fills, so the drainer can still delete (docs/reliability.md)
+    buffer_reserve_mb: float = Field(default=8.0, ge=0, le=4096)
     health_host: str = "127.0.0.1"  # 0.0.0.0: let a Prometheus on another host scrape /metrics
     health_port: int = Field(default=9108, ge=0, le=65535)
     health_interval_s: float = Field(default=10.0, gt=0)  # collector_health points
     device_health_interval_s: float = Field(default=60.0, gt=0)  # device_health points, one per device
     mqtt_share_group: str | None = None
     mqtt_session_expiry_s: int = Field(default=7 * 86400, ge=0)
+    # a link cut silently (no reset) is noticed after about 1.5 x this
+    mqtt_keepalive_s: int = Field(default=30, ge=2, le=65535)
     poll_interval_s: float | None = Field(default=None, gt=0)
     modbus_timeout_s: float = Field(default=2.0, gt=0)
     flush_interval_s: float = Field(default=1.0, gt=0)

@@ -32,6 +32,7 @@ class CollectorProcess:
         database: str,
         poll_interval_s: float = 0.5,
         env: dict[str, str] | None = None,
+        buffer: Path | None = None,
     ):
         self.work = work
         self.env = env or {}
@@ -40,7 +41,7 @@ class CollectorProcess:
         self.site_file.write_text(
             yaml.safe_dump(site.model_dump(mode="json"), allow_unicode=True), encoding="utf-8"
         )
-        self.buffer = work / "buffer.sqlite3"
+        self.buffer = buffer or work / "buffer.sqlite3"
         self.args = [
             sys.executable, "-m", "jieshui.cli", "collect", "--site", str(self.site_file), "--collector-id", "c1",
             "--buffer", str(self.buffer), "--health-port", "0", "--mqtt-url", mqtt_url,
