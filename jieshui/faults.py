@@ -17,7 +17,8 @@ from jieshui.errors import JieshuiError
 
 
 class _Fault(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # a fault of inf or nan is no fault: refused like any other bad value
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     start: dt.datetime | None = None  # None: from the beginning
     end: dt.datetime | None = None  # None: to the end

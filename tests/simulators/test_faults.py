@@ -184,5 +184,9 @@ def test_fault_option_parses_and_names_its_errors(tmp_path: Path) -> None:
         parse_fault_option("master-meter:stuck")
     with pytest.raises(FaultSpecError, match="probability: Input should be less than or equal to 1"):
         parse_fault_option("a/b:duplicate:probability=3")
+    for spec, field in (("spike:quantity=q,factor=inf", "factor"), ("clock_skew:seconds=nan", "seconds"),
+                        ("tamper:quantity=q,factor=Infinity", "factor")):  # fmt: skip
+        with pytest.raises(FaultSpecError, match=f"{field}: Input should be a finite number"):
+            parse_fault_option(f"a/b:{spec}")
     with pytest.raises(KeyError, match="xinjing-6/nope"):
         with_faults(make_site(tmp_path, "tcp"), [("xinjing-6", "nope", fault)])
