@@ -2,7 +2,7 @@
 # when missing, the .venv when pyproject.toml changed) and are safe to run again.
 VENV := .venv
 PY := $(VENV)/bin/python
-PACKAGES := jieshui devices collector store simulators verification api programme grafana
+PACKAGES := jieshui devices collector store simulators verification api programme grafana evidence
 
 .PHONY: demo test bench faults bootstrap lint typecheck unit
 

@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from api import errors
 from api.deps import ApiContext, count_failed_authentications, refuse_blocked
 from api.errors import ErrorResponse
-from api.routes import admin, programme, registry, series, status, verification
+from api.routes import admin, evidence, meters, programme, registry, series, signing, status, verification
 
 DESCRIPTION = """\
 节水型小区 telemetry and verification: registry, live status and alerts for property managers,
@@ -67,6 +67,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.ctx = ctx
     errors.install(app)
     count_failed_authentications(app)
-    for module in (admin, registry, status, series, verification, programme):
+    for module in (admin, registry, status, series, verification, programme, meters, signing, evidence):
         app.include_router(module.router)
     return app

@@ -1,5 +1,6 @@
 """The API's writable state in SQL (SQLAlchemy 2): keys, tokens, alerts, verification runs, evaluator
-decisions and the audit log. SQLite file by default, PostgreSQL when `JIESHUI_DB_URL` names one; the
+decisions, the audit log, and the evidence (meter registry, replacement events, daily digests, signing
+keys and signatures). SQLite file by default, PostgreSQL when `JIESHUI_DB_URL` names one; the
 schema is created and moved forward by Alembic (`api/migrations`), never by `create_all`.
 
 Times are stored as naive UTC (SQLite keeps no zone) and come back as aware UTC datetimes.
@@ -17,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     JSON,
+    Date,
     DateTime,
     Engine,
     ForeignKey,
@@ -227,6 +229,93 @@ class Evaluation(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     updated_by: Mapped[str] = mapped_column(String(64))
     updated_by_label: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Meter(Base):
+    """A physical meter installed behind a device (issue 11: the meter registry). A device's meter is
+    the one with no `removed_at`; a replacement closes the old row and opens a new one."""
+
+    __tablename__ = "meters"
+    __table_args__ = (UniqueConstraint("community", "device", "serial"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    community: Mapped[str] = mapped_column(String(64), index=True)
+    device: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[str] = mapped_column(String(64))
+    nominal_dn: Mapped[int] = mapped_column(Integer)  # nominal size, DN (mm)
+    accuracy_class: Mapped[str] = mapped_column(String(16))  # e.g. "2" (GB/T 778 class 2), "1"
+    installed_on: Mapped[dt.date] = mapped_column(Date)
+    calibrated_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class MeterReplacement(Base):
+    """A meter swapped on a device: the old meter's final reading and the new one's first, for one
+    totalizer quantity, so consumption across the swap is known instead of guessed."""
+
+    __tablename__ = "meter_replacements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    community: Mapped[str] = mapped_column(String(64), index=True)
+    device: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[str] = mapped_column(String(64))  # the totalizer, e.g. volume_m3
+    replaced_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    old_serial: Mapped[str] = mapped_column(String(64))
+    old_final_reading: Mapped[float] = mapped_column()
+    new_serial: Mapped[str] = mapped_column(String(64))
+    new_first_reading: Mapped[float] = mapped_column()
+    note: Mapped[str] = mapped_column(Text, default="")
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class EvidenceDigest(Base):
+    """The digest of one device's stored readings for one Asia/Shanghai day, chained to the previous
+    day's (evidence.digest). Append-only: rows are inserted, never updated or deleted."""
+
+    __tablename__ = "evidence_digests"
+    __table_args__ = (UniqueConstraint("community", "device", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    community: Mapped[str] = mapped_column(String(64), index=True)
+    device: Mapped[str] = mapped_column(String(64))
+    day: Mapped[dt.date] = mapped_column(Date)
+    points: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))  # sha256 hex of the day's canonical readings
+    chain: Mapped[str] = mapped_column(String(64))  # sha256(previous chain + digest)
+    computed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class SigningKey(Base):
+    """An evaluator's Ed25519 public key, registered by an admin; signatures are checked against these."""
+
+    __tablename__ = "signing_keys"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the raw key
+    signer: Mapped[str] = mapped_column(String(200))  # who signs with it (name, organisation)
+    public_key: Mapped[str] = mapped_column(String(64))  # the raw 32 bytes, base64
+    registered_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    registered_by: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class Signature(Base):
+    """A detached signature of a verdict (JSON) or a report (PDF) for a community and year."""
+
+    __tablename__ = "signatures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    community: Mapped[str] = mapped_column(String(64), index=True)
+    year: Mapped[int] = mapped_column(Integer)
+    artifact: Mapped[str] = mapped_column(String(32))  # verdict_json | report_pdf
+    sha256: Mapped[str] = mapped_column(String(64))  # of the signed bytes
+    fingerprint: Mapped[str] = mapped_column(ForeignKey("signing_keys.fingerprint"))
+    signature: Mapped[str] = mapped_column(String(128))  # base64 of the 64-byte Ed25519 signature
+    signed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    recorded_by: Mapped[str] = mapped_column(String(64))
 
 
 def make_engine(url: str) -> Engine:

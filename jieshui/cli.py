@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from evidence.cli import add_parser as add_evidence_parser
 from jieshui import __version__
 from jieshui.errors import InventoryError, JieshuiError
 from jieshui.mqtt_accounts import add_parser as add_mqtt_parser
@@ -701,6 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
     gp.set_defaults(func=_cmd_grafana)
 
     add_mqtt_parser(sub)
+    add_evidence_parser(sub)
 
     profiles = sub.add_parser(
         "profiles",

@@ -315,6 +315,9 @@ ROWS: dict[tuple[str, str], Row] = {
         json={"listen_done": True, "result": "not_passed"},
         check=_check_community_field("community"),
     ),
+    # evidence: the meter registry (api/routes/meters.py)
+    # evidence: signing keys and signatures (api/routes/signing.py)
+    # evidence: daily digests (api/routes/evidence.py)
 }
 
 NO_KEY = Cell("no key", None)
