@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from evidence.cli import add_parser as add_evidence_parser
 from jieshui import __version__
-from jieshui.errors import InventoryError, JieshuiError
+from jieshui.errors import InventoryError, JieshuiError, ProfileError
 from jieshui.mqtt_accounts import add_parser as add_mqtt_parser
 
 #: Exit status for invalid input (an inventory, a configuration): the caller must fix the input.
@@ -169,6 +169,26 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     from devices.docs import render
     from devices.profile import load_profiles
 
+    if args.action == "lock":
+        from devices import lock
+
+        load_profiles()  # validated first: a broken profile is its own error
+        current, locked = lock.versions(), lock.read_lock()
+        if args.check:
+            found = lock.problems(current, locked)
+            for problem in found:
+                print(f"jieshui profiles lock: {problem}", file=sys.stderr)
+            if not found:
+                print(f"{lock.LOCK_FILE}: {len(locked)} profile versions, all as locked")
+            return 1 if found else 0
+        try:
+            entries = lock.updated_lock(current, locked)
+        except ProfileError as exc:
+            print(f"jieshui profiles lock: {exc}", file=sys.stderr)
+            return 1
+        lock.write_lock(entries)
+        print(f"wrote {lock.LOCK_FILE}: {len(entries)} profile versions ({len(entries) - len(locked)} new)")
+        return 0
     if args.action == "list":
         for key, profile in sorted(load_profiles().items()):
             if "@" in key:
@@ -706,10 +726,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     profiles = sub.add_parser(
         "profiles",
-        help="list the device profiles, or generate docs/devices.md from them",
-        description="`list` prints every profile; `docs` writes docs/devices.md (`--check`: fail if stale).",
+        help="list the device profiles, generate docs/devices.md, or lock their versions",
+        description="`list` prints every profile; `docs` writes docs/devices.md (`--check`: fail if stale); "
+        "`lock` records each profile version's content hash in devices/profiles.lock.json (`--check`: fail "
+        "if a locked version changed or vanished: a changed profile needs a new version).",
     )
-    profiles.add_argument("action", choices=["list", "docs"])
+    profiles.add_argument("action", choices=["list", "docs", "lock"])
     profiles.add_argument("--out", default="docs/devices.md", help="where `docs` writes")
     profiles.add_argument("--check", action="store_true", help="only check the file is up to date")
     profiles.set_defaults(func=_cmd_profiles)
