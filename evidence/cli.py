@@ -107,7 +107,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         store.close()
         db.close()
     if args.json:
-        print(json.dumps(report.model_dump(mode="json") | {"ok": report.ok}, ensure_ascii=False, indent=1))
+        print(json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=1))
     else:
         days = sum(d.days_checked for d in report.devices)
         for f in report.findings:

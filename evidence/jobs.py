@@ -153,13 +153,9 @@ class EvidenceReport(BaseModel):
 
     community: str
     year: int
+    ok: bool  # no finding
     devices: list[DeviceEvidence]
     findings: list[FindingOut]
-
-    @property
-    def ok(self) -> bool:
-        """No finding."""
-        return not self.findings
 
     def tampered(self) -> dict[str, set[dt.date]]:
         """Device -> the days whose readings no longer match their digest (or whose row was altered)."""
@@ -186,4 +182,4 @@ def check(db: Database, store: InfluxStore, site: Site, community: str, year: in
                 findings.append(FindingOut(device=device, **f.__dict__))
         devices.append(DeviceEvidence(device=device, days_checked=len(in_year), first_day=in_year[0].day,
                                       last_day=in_year[-1].day))  # fmt: skip
-    return EvidenceReport(community=community, year=year, devices=devices, findings=findings)
+    return EvidenceReport(community=community, year=year, ok=not findings, devices=devices, findings=findings)

@@ -318,6 +318,12 @@ ROWS: dict[tuple[str, str], Row] = {
     # evidence: the meter registry (api/routes/meters.py)
     # evidence: signing keys and signatures (api/routes/signing.py)
     # evidence: daily digests (api/routes/evidence.py)
+    ("GET", "/communities/{community_id}/evidence/{year}"): Row(
+        "community", check=_check_community_field("community")
+    ),
+    ("POST", "/communities/{community_id}/evidence/digests"): Row(
+        "community", evaluator=False, manager=False
+    ),
 }
 
 NO_KEY = Cell("no key", None)
