@@ -97,6 +97,15 @@ def _check_running_demo(proc: subprocess.Popen[str], var: Path) -> None:
     )
     assert run.status_code == 200, run.text
     assert run.json()["year"] == last_year
+    # the backfilled year was digested: the evidence check finds every day intact
+    assert re.search(r"evidence: [\d,]+ device-days digested and chained", output), output
+    evidence = httpx.get(
+        f"{api.group(1)}/communities/xinjing-6/evidence/{last_year}",
+        headers={"X-API-Key": evaluator.group(1)},
+    )
+    assert evidence.status_code == 200, evidence.text
+    assert evidence.json()["ok"] is True
+    assert {d["device"]: d["days_checked"] for d in evidence.json()["devices"]}["master-meter"] >= 365
     assert httpx.get(f"{api.group(1)}/communities", headers={"X-API-Key": "jsk_nope_nope"}).status_code == 401
 
     # A third-party client (the influx CLI) finds last year's backfill in the demo's database: hourly
