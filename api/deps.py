@@ -18,12 +18,13 @@ from sqlalchemy import select
 
 from api.auth import BadCredential, Principal, authenticate_with_expiry
 from api.cache import TtlCache
-from api.db import Application, Database
+from api.db import Application, Database, Meter, MeterReplacement
 from api.errors import ApiError, Lang, error_response, negotiate_lang
 from api.live import Thresholds
 from api.ratelimit import AuthFailures
 from api.readings import SettledBuckets
 from devices.profile import Profile, find_profile
+from evidence.meters import with_recorded_meters
 from jieshui.inventory import Community, Device, District, Facility, Site
 from store.influx import InfluxStore
 
@@ -90,10 +91,13 @@ class ApiContext:
         """The inventory plus the communities accepted from the districts' application forms (the
         programme's 附件2) that the inventory does not have yet: a new applicant is a community with no
         devices until its meters are installed and added to the inventory. A community nominated on a
-        car-wash pilot list (附件1) is marked as a pilot."""
+        car-wash pilot list (附件1) is marked as a pilot. The meters and replacement events recorded
+        through the API join their devices (evidence.meters), so verification sees them."""
         with self.db.session() as s:
             rows = list(s.scalars(select(Application)))
-        return merged_registry(self.site, rows)
+            meters = list(s.scalars(select(Meter)))
+            replacements = list(s.scalars(select(MeterReplacement)))
+        return with_recorded_meters(merged_registry(self.site, rows), meters, replacements)
 
 
 def community_id_for(site: Site, district_id: str, year: int, name: str) -> str:

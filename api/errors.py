@@ -54,6 +54,87 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     ),
     "alert_not_found": (404, "未找到告警 {alert}", "alert {alert} not found"),
     "key_not_found": (404, "未找到 API 密钥 {key}", "API key {key} not found"),
+    # evidence: the meter registry (api/routes/meters.py, docs/api.md "Meter registry")
+    "not_a_totalizer": (
+        422,
+        "设备 {device} 的 {quantity} 不是累计量，无法记录换表读数（累计量：{known}）",
+        "{quantity} of device {device} is not a totalizer, so no replacement readings apply "
+        "(totalizers: {known})",
+    ),
+    "date_in_future": (
+        422,
+        "{field} {value} 晚于当前时间 {now}",
+        "{field} {value} is later than now ({now})",
+    ),
+    "replacement_same_meter": (
+        422,
+        "新表与旧表编号相同（{serial}）：换表须换上另一只水表",
+        "the new meter is the old one ({serial}): a replacement installs another meter",
+    ),
+    "replacement_conflict": (
+        422,
+        "{time} 时设备 {device} 上登记的水表是 {serial}，不是旧表 {old_serial}",
+        "the meter registered on device {device} at {time} is {serial}, not the old meter {old_serial}",
+    ),
+    "meter_removed": (
+        422,
+        "水表 {serial} 已于 {removed_at} 从设备 {device} 拆除，不能再登记为在用水表",
+        "meter {serial} was removed from device {device} at {removed_at}; "
+        "it cannot be the meter in place again",
+    ),
+    # evidence: signing keys and signatures (api/routes/signing.py, docs/evidence.md)
+    "signing_key_not_found": (404, "未找到签名密钥 {fingerprint}", "signing key {fingerprint} not found"),
+    "signing_key_exists": (
+        409,
+        "该公钥已登记（指纹 {fingerprint}，签名人 {signer}，{registered_at}）",
+        "this public key is registered already (fingerprint {fingerprint}, signer {signer}, {registered_at})",
+    ),
+    "invalid_public_key": (422, "公钥无效：{reason_zh}", "invalid public key: {reason_en}"),
+    "signature_scope_mismatch": (
+        422,
+        "签名针对 {doc_community} {doc_year} 年，而非 {community} {year} 年",
+        "the signature is for {doc_community} {doc_year}, not {community} {year}",
+    ),
+    "signing_key_unregistered": (
+        422,
+        "签名所用的密钥（指纹 {fingerprint}）不在已登记的签名密钥中，签名不可信",
+        "the signing key (fingerprint {fingerprint}) is not among the registered signing keys: "
+        "the signature cannot be trusted",
+    ),
+    "signing_key_revoked": (
+        422,
+        "签名密钥 {fingerprint} 已于 {revoked_at} 吊销，不再接受其签名",
+        "signing key {fingerprint} was revoked on {revoked_at}: its signatures are no longer accepted",
+    ),
+    "signature_invalid": (
+        422,
+        "签名无法用密钥 {fingerprint}（{signer}）验证：签名文件在签署后被改动"
+        "（签名人、小区、年份、内容、时间或哈希），或并非由该密钥签署",
+        "the signature does not verify with key {fingerprint} ({signer}): the signature document was altered "
+        "after signing (its signer, community, year, artifact, time or hash) or not made with this key",
+    ),
+    "signer_mismatch": (
+        422,
+        "签名写明的签名人为「{claimed}」，但密钥 {fingerprint} 登记的签名人是「{registered}」",
+        "the signature names the signer {claimed!r}, but key {fingerprint} is registered to {registered!r}",
+    ),
+    "signature_not_served": (
+        422,
+        "所签内容（sha256 {signed}）不是本服务为 {community} {year} 年最新一次核验提供的{artifact_zh}"
+        "（sha256 {served}）",
+        "the signed bytes (sha256 {signed}) are not the {artifact_en} this API serves for the latest "
+        "verification of {community} {year} (sha256 {served})",
+    ),
+    "signed_in_future": (
+        422,
+        "签名时间 {signed_at} 晚于服务器时间 {now}",
+        "the signature's time {signed_at} is later than the server's time {now}",
+    ),
+    "signature_exists": (
+        409,
+        "该签名已记录（编号 {id}，{recorded_at}）",
+        "this signature is recorded already (#{id}, {recorded_at})",
+    ),
     "verification_not_run": (
         404,
         "{community} {year} 年尚未运行核验",

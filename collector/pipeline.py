@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from devices.payload import model_for, payload_to_quantities
 from devices.profile import Profile
 from devices.registers import ROLLOVER_BAND, codecs_for, rollover_values
+from evidence.meters import Swap, interval_use, swaps_between
 from store.lineprotocol import FieldValue, Point, series_key
 
 NS = 10**9
@@ -42,6 +43,9 @@ class DeviceRef:
     device: str
     profile: Profile
     collector: str
+    #: Recorded meter replacements (the inventory's, evidence.meters): the deltas across a swap come
+    #: from its readings instead of the reset guess.
+    replacements: tuple[Swap, ...] = ()
 
     @property
     def key(self) -> str:
@@ -205,7 +209,7 @@ class MeterEvent:
     """Something that happened to a totalizer: a rollover, or a reset (meter replaced or cleared)."""
 
     quantity: str
-    kind: str  # "rollover" | "reset"
+    kind: str  # "rollover" | "reset" | "replacement" (a recorded swap: not a reset)
     previous: float
     current: float
 
@@ -418,12 +422,19 @@ def stamp(device_time_ns: int | None, received_ns: int, limits: Limits) -> tuple
 
 
 def totalize(
-    profile: Profile, state: DeviceState, values: Mapping[str, FieldValue], time_ns: int
+    profile: Profile,
+    state: DeviceState,
+    values: Mapping[str, FieldValue],
+    time_ns: int,
+    replacements: Sequence[Swap] = (),
 ) -> tuple[dict[str, float], tuple[MeterEvent, ...], DeviceState, bool]:
     """Consumption since the previous reading for each totalizer, the meter events, the new state,
     and whether the reading arrived late (older than one already counted).
 
     - first reading of a quantity: no delta (nothing to compare with);
+    - a recorded meter replacement between the previous reading and this one (`replacements`):
+      (old meter's final - previous) + (current - new meter's first) and a `replacement` event, whether
+      the totalizer fell or not (evidence.meters);
     - growth: the difference;
     - a drop from near the register maximum to near 0: a rollover, delta = new + (max - old);
     - any other drop: a reset (meter replaced or cleared), delta = the new reading (a replaced meter
@@ -445,6 +456,11 @@ def totalize(
         previous = state.last.get(q.name)
         new_last[q.name] = current
         if previous is None:
+            continue
+        swaps = swaps_between(replacements, q.name, state.last_time_ns, time_ns) if replacements else ()
+        if swaps:
+            deltas[q.name] = interval_use(previous, current, swaps)
+            events.append(MeterEvent(q.name, "replacement", previous, current))
             continue
         if current >= previous:
             deltas[q.name] = current - previous
@@ -489,7 +505,7 @@ def process_modbus(
         check_values(device.profile, values)
     except RejectedInput as exc:
         return DeadLetter(device, time_ns, exc.reason, str(exc), raw), state
-    deltas, events, new_state, late = totalize(device.profile, state, values, time_ns)
+    deltas, events, new_state, late = totalize(device.profile, state, values, time_ns, device.replacements)
     return Reading(device, time_ns, values, deltas, sha256_hex(raw), events, late=late), new_state
 
 
@@ -526,6 +542,8 @@ def process_mqtt(
         time_ns += int(payload.message_id) % 1_000_000
     if not with_deltas:
         return Reading(device, time_ns, payload.values, {}, sha256_hex(body), (), skew), state
-    deltas, events, new_state, late = totalize(device.profile, state, payload.values, time_ns)
+    deltas, events, new_state, late = totalize(
+        device.profile, state, payload.values, time_ns, device.replacements
+    )
     reading = Reading(device, time_ns, payload.values, deltas, sha256_hex(body), events, skew, late)
     return reading, new_state

@@ -38,6 +38,7 @@ from collector.pipeline import (
 from collector.sources.modbus import Backoff, DevicePoller, ModbusLink, PollResult
 from collector.sources.mqtt import Incoming, MqttOptions, MqttSource, deliver_to
 from devices.profile import find_profile
+from evidence.meters import swaps_of
 from jieshui.errors import DatabaseNotFoundError, JieshuiError, StoreError
 from jieshui.inventory import ModbusRtu, ModbusTcp, Mqtt, Site
 from jieshui.settings import MqttEndpoint
@@ -140,8 +141,9 @@ class Collector:
                 continue
             for _, device in community.devices():
                 ref = DeviceRef(
-                    district.id, community.id, device.id, find_profile(device.profile), config.collector_id
-                )
+                    district.id, community.id, device.id, find_profile(device.profile), config.collector_id,
+                    swaps_of(device),  # the inventory's replacements: deltas across a swap from its readings
+                )  # fmt: skip
                 self.devices[ref.key] = ref
                 conn = device.connection
                 if isinstance(conn, Mqtt):

@@ -11,17 +11,19 @@ fields, by `check_rules`, a pure function.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from enum import StrEnum
+from itertools import pairwise
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from devices.profile import DeviceKind, find_profile
+from devices.profile import DeviceKind, Profile, find_profile
 from jieshui.errors import InventoryError, ProfileError
 from jieshui.faults import VALUE_FAULTS, Fault
 
@@ -38,6 +40,8 @@ PEOPLE_PER_HOUSEHOLD = (1.0, 6.0)
 # the notice's own contact line), or an 11-digit mobile,
 # optionally after +86. One pattern for the inventory and the programme's forms (programme/forms.py).
 PHONE_PATTERN = r"^(\+?86[- ]?)?((0\d{2,3}-?)?\d{7,8}|1\d{10})$"
+#: Calendar dates of the programme (installation days, removals) are Asia/Shanghai days.
+SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 
 
 class _Model(BaseModel):
@@ -117,6 +121,54 @@ class Mqtt(_Model):
 Connection = Annotated[ModbusTcp | ModbusRtu | Mqtt, Field(discriminator="protocol")]
 
 
+#: Nominal sizes of water meters, DN in mm (GB/T 778.1, ISO 4064-1).
+NominalDn = Literal[15, 20, 25, 32, 40, 50, 65, 80, 100, 125, 150, 200, 250, 300, 400, 500, 600, 800]
+NOMINAL_DN: tuple[int, ...] = get_args(NominalDn)
+#: Accuracy classes of water meters (GB/T 778.1): class 1 (+-1 % in the upper flow zone) or 2 (+-2 %).
+
+
+def _class_as_text(value: object) -> object:
+    """`accuracy_class: 2` in YAML is the class "2"."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+AccuracyClass = Annotated[Literal["1", "2"], BeforeValidator(_class_as_text)]
+#: The years a registry date may fall in (the programme's; also what SQL and the API accept).
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+RegistryDate = Annotated[dt.date, Field(ge=dt.date(FIRST_YEAR, 1, 1), le=dt.date(LAST_YEAR, 12, 31))]
+#: Text without control characters (a NUL is refused by PostgreSQL, the rest by a reader's terminal).
+CONTROL_FREE = r"^[^\x00-\x1f\x7f]+$"
+RegistryText = Annotated[str, Field(min_length=1, max_length=64, pattern=CONTROL_FREE)]
+
+
+class MeterInfo(_Model):
+    """The physical meter behind a device (the meter registry, evidence.meters): what the service-life
+    and calibration check reads (JJG 162; docs/verification.md)."""
+
+    serial: RegistryText
+    nominal_dn: NominalDn  # DN, mm
+    accuracy_class: AccuracyClass = "2"
+    installed_on: RegistryDate
+    calibrated_on: RegistryDate | None = None  # the last verification; none recorded: the installation's
+    removed_at: AwareDatetime | None = None  # past meters only
+
+
+class Replacement(_Model):
+    """A meter swapped on a device, for one totalizer: readings stamped before `replaced_at` are the old
+    meter's, at or after it the new one's. Consumption across the swap is (old_final_reading - the last
+    old reading) + (the first new reading - new_first_reading) (evidence.meters)."""
+
+    quantity: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)  # a totalizer of the profile
+    replaced_at: AwareDatetime
+    old_serial: RegistryText
+    old_final_reading: float = Field(ge=0, le=1e12)
+    new_serial: RegistryText
+    new_first_reading: float = Field(ge=0, le=1e12)
+    recorded_by: RegistryText  # who read the meters (a name, or the API key id that recorded it)
+    recorded_at: AwareDatetime | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+
 class Device(_Model):
     """A meter or controller: which profile decodes it, how it is reached, how often it is read."""
 
@@ -127,6 +179,9 @@ class Device(_Model):
     poll_interval_s: float = Field(default=60.0, gt=0, le=86400)
     serial_number: str | None = None
     faults: list[Fault] = Field(default_factory=list)  # simulators only: what goes wrong, and when
+    meter: MeterInfo | None = None  # the meter in place (the registry; optional)
+    past_meters: list[MeterInfo] = Field(default_factory=list)  # meters removed, each with removed_at
+    replacements: list[Replacement] = Field(default_factory=list)  # swaps with their readings
 
     def interval_s(self) -> float:
         """How often it reports: a polled device at its poll interval; an MQTT device at least every
@@ -439,6 +494,7 @@ def _check_community(
                     and not profile.quantity[quantity].totalizer
                 ):
                     problems.append(((*vp, "faults", ki, "quantity"), f"{quantity!r} is not a totalizer"))
+            problems.extend(_check_meters(device, profile, vp))
             if profile.kind not in FACILITY_DEVICE_KINDS[facility.kind]:
                 allowed = ", ".join(sorted(FACILITY_DEVICE_KINDS[facility.kind]))
                 problems.append(
@@ -484,6 +540,114 @@ def _check_community(
             )
         if claim.vehicle_class is not None and claim.measure is not Measure.CAR_WASH_WATER_PER_CAR:
             problems.append(((*kp, "vehicle_class"), "only car-wash claims have a vehicle class"))
+    return problems
+
+
+def _in_years(t: dt.datetime) -> bool:
+    return FIRST_YEAR <= t.year <= LAST_YEAR
+
+
+def _check_meters(device: Device, profile: Profile, vp: Path_) -> list[tuple[Path_, str]]:
+    """The meter registry of a device: the current meter has no removal, past meters have one after
+    their installation and do not overlap, every serial once; each replacement names a totalizer of the
+    profile, falls in the programme's years, installs a different meter than it removes and follows on
+    from the one before it (its old meter is the meter the previous swap installed), and the last one
+    installed the device's current meter."""
+    problems: list[tuple[Path_, str]] = []
+    if device.meter is not None and device.meter.removed_at is not None:
+        problems.append(
+            (
+                (*vp, "meter", "removed_at"),
+                "the meter in place has no removal; list a removed one under past_meters",
+            )
+        )
+    seen: dict[str, Path_] = {}
+    listed: list[tuple[Path_, MeterInfo]] = [(("meter",), device.meter)] if device.meter is not None else []
+    listed += [(("past_meters", i), m) for i, m in enumerate(device.past_meters)]
+    for where, meter in listed:
+        mp: Path_ = (*vp, *where)
+        if meter.serial in seen:
+            other = ".".join(map(str, seen[meter.serial]))
+            problems.append(((*mp, "serial"), f"meter {meter.serial!r} is already listed at {other}"))
+        seen.setdefault(meter.serial, mp)
+        if where[0] == "past_meters":
+            if meter.removed_at is None:
+                problems.append(((*mp, "removed_at"), "a past meter needs the time it was removed"))
+            elif not _in_years(meter.removed_at):
+                problems.append(((*mp, "removed_at"), f"must be within {FIRST_YEAR}-{LAST_YEAR}"))
+            elif meter.removed_at.astimezone(SHANGHAI).date() < meter.installed_on:
+                problems.append(
+                    ((*mp, "removed_at"), f"{meter.removed_at.isoformat()} is before the meter was installed "
+                     f"({meter.installed_on})")
+                )  # fmt: skip
+    past = sorted(
+        ((i, m) for i, m in enumerate(device.past_meters) if m.removed_at is not None),
+        key=lambda p: p[1].installed_on,
+    )
+    for (_, earlier), (i, later) in pairwise(past):
+        assert earlier.removed_at is not None  # noqa: S101 (filtered above)
+        if later.installed_on < earlier.removed_at.astimezone(SHANGHAI).date():
+            problems.append(
+                ((*vp, "past_meters", i, "installed_on"),
+                 f"{later.installed_on} is before meter {earlier.serial!r} was removed "
+                 f"({earlier.removed_at.isoformat()})")
+            )  # fmt: skip
+    if device.meter is not None and past:
+        last = max((m for _, m in past), key=lambda m: m.removed_at or dt.datetime.min.replace(tzinfo=dt.UTC))
+        assert last.removed_at is not None  # noqa: S101
+        if device.meter.installed_on < last.removed_at.astimezone(SHANGHAI).date():
+            problems.append(
+                ((*vp, "meter", "installed_on"),
+                 f"{device.meter.installed_on} is before meter {last.serial!r} was removed "
+                 f"({last.removed_at.isoformat()})")
+            )  # fmt: skip
+    by_quantity: dict[str, list[tuple[int, Replacement]]] = defaultdict(list)
+    recorded: dict[tuple[str, dt.datetime], int] = {}
+    for ri, replacement in enumerate(device.replacements):
+        rp: Path_ = (*vp, "replacements", ri)
+        quantity = profile.quantity.get(replacement.quantity)
+        if quantity is None:
+            known = ", ".join(q.name for q in profile.quantities if q.totalizer)
+            problems.append(
+                ((*rp, "quantity"), f"profile {profile.ref} has no quantity {replacement.quantity!r} "
+                 f"(its totalizers: {known})")
+            )  # fmt: skip
+            continue
+        if not quantity.totalizer:
+            problems.append(((*rp, "quantity"), f"{replacement.quantity!r} is not a totalizer"))
+            continue
+        if not _in_years(replacement.replaced_at):
+            problems.append(((*rp, "replaced_at"), f"must be within {FIRST_YEAR}-{LAST_YEAR}"))
+            continue
+        if replacement.old_serial == replacement.new_serial:
+            problems.append(
+                ((*rp, "new_serial"), f"the new meter is the old one ({replacement.old_serial!r})")
+            )
+        key = (replacement.quantity, replacement.replaced_at)
+        if key in recorded:
+            problems.append(
+                ((*rp, "replaced_at"), f"a replacement of {replacement.quantity} at "
+                 f"{replacement.replaced_at.isoformat()} is already recorded at replacements.{recorded[key]}")
+            )  # fmt: skip
+            continue
+        recorded[key] = ri
+        by_quantity[replacement.quantity].append((ri, replacement))
+    for quantity_name, events in by_quantity.items():
+        events.sort(key=lambda e: e[1].replaced_at)
+        for (_, before), (ri, after) in pairwise(events):
+            if after.old_serial != before.new_serial:
+                problems.append(
+                    ((*vp, "replacements", ri, "old_serial"),
+                     f"{after.old_serial!r} is not the meter the replacement of {quantity_name} at "
+                     f"{before.replaced_at.isoformat()} installed ({before.new_serial!r})")
+                )  # fmt: skip
+        ri, newest = events[-1]
+        if device.meter is not None and newest.new_serial != device.meter.serial:
+            problems.append(
+                ((*vp, "replacements", ri, "new_serial"),
+                 f"the last replacement of {quantity_name} installed {newest.new_serial!r}, but the meter in "
+                 f"place is {device.meter.serial!r}")
+            )  # fmt: skip
     return problems
 
 
@@ -563,6 +727,8 @@ def _message(error: Any) -> str:
         sign, key = bounds[kind]
         bound = ctx[key]
         return f"must be {sign} {bound:g}" if isinstance(bound, float) else f"must be {sign} {bound}"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == CONTROL_FREE:
+        return f"{error['input']!r} holds a control character"
     if kind == "string_pattern_mismatch":
         return f"{error['input']!r} does not match the pattern {ctx['pattern']}"
     if kind in ("literal_error", "enum"):
@@ -575,6 +741,10 @@ def _message(error: Any) -> str:
         )
     if kind == "string_too_long":
         return f"is {len(str(error['input']))} characters long; at most {ctx.get('max_length')}"
+    if kind in ("date_parsing", "date_from_datetime_parsing", "date_from_datetime_inexact", "date_type"):
+        return f"{error['input']!r} is not a date like 2023-04-01"
+    if kind == "timezone_aware":
+        return f"{error['input']!s} needs its UTC offset, like 2025-06-10T10:00:00+08:00"
     if kind in ("datetime_parsing", "datetime_from_date_parsing", "datetime_type"):
         why = f" ({ctx['error']})" if ctx.get("error") else ""
         return f"{error['input']!r} is not a date and time like 2025-07-01T08:00:00+08:00{why}"

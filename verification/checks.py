@@ -8,12 +8,14 @@ interval ending at t belongs to the day of `t - 1 ns`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from devices.registers import ROLLOVER_BAND
+from evidence.meters import Swap, SwapProblem, interval_use, swap_problems
 
 NS = 10**9
 DAY_NS = 86400 * NS
@@ -29,20 +31,40 @@ def local_day(time_ns: I64) -> I64:
 
 
 @dataclass(frozen=True)
+class SwapInterval:
+    """The interval between readings that holds recorded meter swaps, with what the record gave."""
+
+    index: int  # of the interval in Consumption.delta
+    last_ns: int  # the last reading of the old meter
+    last: float
+    first_ns: int  # the first reading of the new meter
+    first: float
+    swaps: tuple[Swap, ...]
+    use: float  # (F_old - L) + (R - F_new), chained for several swaps (evidence.meters.interval_use)
+    problems: tuple[tuple[SwapProblem, Swap], ...]  # where the record contradicts the readings
+
+
+@dataclass(frozen=True)
 class Consumption:
     """Water (or mm, kWh, h) per interval between readings, with what had to be edited."""
 
     time_ns: I64  # end of each interval
     delta: F64
-    resets: list[int] = field(default_factory=list)  # indices of intervals where the meter restarted
+    # indices of intervals where the meter restarted with no replacement recorded (unexplained resets)
+    resets: list[int] = field(default_factory=list)
     rollovers: list[int] = field(default_factory=list)
     duplicates: int = 0  # readings sharing a timestamp with an earlier one (counted once)
+    swapped: list[SwapInterval] = field(default_factory=list)  # intervals holding a recorded swap
 
 
-def consumption(time_ns: I64, cumulative: F64, rollover: float | None = None) -> Consumption:
-    """Deltas of a cumulative totalizer: growth as is; a wrap adds `rollover`; any other drop is a
-    reset (a replaced meter starting from 0: the new reading is the interval's use) — the same rules
-    as the collector's, vectorised (DOMAIN.md, VEE: rollover delta = new + (max - old))."""
+def consumption(
+    time_ns: I64, cumulative: F64, rollover: float | None = None, swaps: Sequence[Swap] = ()
+) -> Consumption:
+    """Deltas of a cumulative totalizer: an interval holding a recorded meter swap (`swaps`, readings
+    stamped at or after its time are the new meter's) uses (F_old - L) + (R - F_new); otherwise growth
+    as is; a wrap adds `rollover`; any other drop is an unexplained reset (a replaced meter starting
+    from 0: the new reading is the interval's use) — the same rules as the collector's, vectorised
+    (DOMAIN.md, VEE: rollover delta = new + (max - old); evidence.meters)."""
     if len(cumulative) < 2:
         return Consumption(time_ns[1:], np.zeros(0))
     steps = np.diff(time_ns)
@@ -55,6 +77,22 @@ def consumption(time_ns: I64, cumulative: F64, rollover: float | None = None) ->
         keep = np.concatenate([[True], np.diff(t) > 0])  # duplicates: the first reading of a timestamp
         t, v = t[keep], v[keep]
     d = np.diff(v)
+    swapped: list[SwapInterval] = []
+    if swaps:
+        # the interval (t[i], t[i + 1]] holding each swap: t[i] < time <= t[i + 1]
+        ends = np.searchsorted(t, np.array([s.time_ns for s in swaps], dtype=np.int64), side="left")
+        held: dict[int, list[Swap]] = {}
+        for swap, end in zip(swaps, ends.tolist(), strict=True):
+            if 1 <= end < len(t):
+                held.setdefault(end - 1, []).append(swap)
+        for k, group in sorted(held.items()):
+            group.sort()
+            last, first = float(v[k]), float(v[k + 1])
+            d[k] = interval_use(last, first, group)
+            problems = tuple(swap_problems(last, first, group))
+            swapped.append(
+                SwapInterval(k, int(t[k]), last, int(t[k + 1]), first, tuple(group), float(d[k]), problems)
+            )
     drops = np.flatnonzero(d < 0)
     rollovers: list[int] = []
     resets: list[int] = []
@@ -66,7 +104,7 @@ def consumption(time_ns: I64, cumulative: F64, rollover: float | None = None) ->
         else:
             d[i] = new
             resets.append(int(i))
-    return Consumption(t[1:], d, resets, rollovers, int((~keep).sum()))
+    return Consumption(t[1:], d, resets, rollovers, int((~keep).sum()), swapped)
 
 
 def daily_sum(time_ns: I64, values: F64, first_day: int, days: int) -> F64:

@@ -15,12 +15,23 @@ import numpy as np
 
 from devices.profile import DeviceKind, find_profile
 from devices.registers import rollover_values
-from jieshui.inventory import Claim, Community, Facility, FacilityKind, Measure, Site
+from evidence.meters import ACCURACY_BY_CLASS, Swap, instant_ns, meter_due, meters_in_service, swap_of
+from jieshui.inventory import Claim, Community, Device, Facility, FacilityKind, Measure, Replacement, Site
 from store.influx import InfluxStore, quote_ident
 from verification import checks
 from verification.checks import DAY_NS, NS, SHANGHAI_OFFSET_NS, Consumption
 from verification.messages import say
-from verification.result import Charts, ClaimResult, Gap, MeterAudit, Text, Verdict, VerificationResult
+from verification.result import (
+    Charts,
+    ClaimResult,
+    Gap,
+    MeterAudit,
+    MeterStatus,
+    ReplacementAudit,
+    Text,
+    Verdict,
+    VerificationResult,
+)
 
 #: Meter accuracy (relative) by unit, as the simulators and the metering classes assume
 #: (water class 2, tipping bucket 3 %, energy class 1, counters and clocks exact).
@@ -41,6 +52,9 @@ INTEGRITY_CODES = frozenset(
         "exceeds_rainfall",
         "stuck_meter",
         "meter_reset",
+        "replacement_final_below_last",
+        "replacement_first_above_next",
+        "replacement_no_drop",
         "wash_totalizer_disagrees",
         "pump_volume_vs_runtime",
         "claim_exceeds_rainfall",
@@ -49,6 +63,11 @@ INTEGRITY_CODES = frozenset(
         "pump_energy",
     }
 )
+#: Findings that a claim rests on a meter past its service life or verification interval (JJG 162): its
+#: readings are no longer metrologically assured, so the claim is at most partly verified.
+METER_DUE_CODES = frozenset({"meter_past_service_life", "meter_calibration_overdue"})
+#: Unexplained resets named in a finding (the rest are counted).
+RESET_TIMES_SHOWN = 5
 #: Totalizers that follow the rain: their days are skewed by nature, so the IQR spike rule (made for
 #: consumption) does not apply to them.
 RAIN_DRIVEN = frozenset({"rain_mm", "inflow_m3", "overflow_m3", "first_flush_m3"})
@@ -161,12 +180,19 @@ class _Metered:
 Meters = dict[tuple[str, str], _Metered]
 
 
-def _meter(series: Series, quantity: str, period: Period) -> _Metered:
+def _meter(
+    series: Series, quantity: str, period: Period, replacements: list[Replacement] | None = None
+) -> _Metered:
     col = series.columns.get(quantity)
     present = np.isfinite(col) if col is not None else np.zeros(0, dtype=bool)
     t = series.time_ns[present] if col is not None else np.zeros(0, dtype=np.int64)
     v = col[present] if col is not None else np.zeros(0)
-    use = checks.consumption(t, v, rollover_values(find_profile(series.profile)).get(quantity))
+    a, b = period.bounds_ns
+    recorded = {swap_of(r): r for r in replacements or [] if r.quantity == quantity}
+    recorded = {s: r for s, r in recorded.items() if a < s.time_ns <= b}
+    use = checks.consumption(
+        t, v, rollover_values(find_profile(series.profile)).get(quantity), sorted(recorded)
+    )
     daily = checks.daily_sum(use.time_ns, use.delta, period.first_day, period.days)
     # Expected rate: the device's poll interval, or the data's own regular spacing when it was recorded
     # coarser (history backfilled at 5 minutes, a car-wash unit's 15-minute status messages).
@@ -191,7 +217,11 @@ def _meter(series: Series, quantity: str, period: Period) -> _Metered:
             say("insufficient_data", meter=meter, share=suff.valid_share, months=", ".join(bad) or "-")
         )
     if use.resets:
-        findings.append(say("meter_reset", meter=meter, count=len(use.resets)))
+        times = [_local(int(use.time_ns[i])) for i in use.resets[:RESET_TIMES_SHOWN]]
+        more = len(use.resets) - RESET_TIMES_SHOWN
+        shown = ", ".join(times) + (f" (+{more})" if more > 0 else "")
+        findings.append(say("meter_reset", meter=meter, count=len(use.resets), times=shown))
+    swap_audits = _swap_audits(meter, use, recorded, findings)
     excluded = float(daily[spike_days].sum()) if len(spike_days) else 0.0
     total = float(daily.sum())
     if total > 0 and excluded / total > 0.1:
@@ -215,12 +245,62 @@ def _meter(series: Series, quantity: str, period: Period) -> _Metered:
         duplicates=use.duplicates,
         excluded=excluded,
         findings=findings,
+        reset_times=[_iso(int(use.time_ns[i])) for i in use.resets[:100]],
+        replacements=swap_audits,
     )
     return _Metered(use, daily, audit, suff)
 
 
+def _swap_audits(
+    meter: str, use: Consumption, recorded: dict[Swap, Replacement], findings: list[Text]
+) -> list[ReplacementAudit]:
+    """Each recorded swap of the period with the readings around it and the use it gave; a swap the
+    readings explain is evidence (`meter_replaced`), one they contradict an integrity finding."""
+    held = {swap: interval for interval in use.swapped for swap in interval.swaps}
+    audits: list[ReplacementAudit] = []
+    for swap in sorted(recorded):
+        r = recorded[swap]
+        interval = held.get(swap)
+        audits.append(
+            ReplacementAudit(
+                replaced_at=_iso(swap.time_ns),
+                old_serial=r.old_serial,
+                new_serial=r.new_serial,
+                old_final_reading=r.old_final_reading,
+                new_first_reading=r.new_first_reading,
+                recorded_by=r.recorded_by,
+                recorded_at=_iso(instant_ns(r.recorded_at)) if r.recorded_at else None,
+                last_reading=interval.last if interval else None,
+                last_reading_at=_iso(interval.last_ns) if interval else None,
+                first_reading=interval.first if interval else None,
+                first_reading_at=_iso(interval.first_ns) if interval else None,
+                use=round(interval.use, 6) if interval else None,
+            )
+        )
+        if interval is not None:
+            findings.append(
+                say("meter_replaced", meter=meter, time=_local(swap.time_ns), old=r.old_serial,
+                    new=r.new_serial, final=r.old_final_reading, first=r.new_first_reading, by=r.recorded_by,
+                    use=interval.use)
+            )  # fmt: skip
+    for interval in use.swapped:
+        around = {"last": interval.last, "last_time": _local(interval.last_ns), "next": interval.first,
+                  "next_time": _local(interval.first_ns)}  # fmt: skip
+        for problem, swap in interval.problems:
+            findings.append(
+                say(f"replacement_{problem}", meter=meter, time=_local(swap.time_ns), final=swap.old_final,
+                    first=swap.new_first, **around)
+            )  # fmt: skip
+    return audits
+
+
 def _iso(t_ns: int) -> str:
     return dt.datetime.fromtimestamp(t_ns / NS, tz=dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _local(t_ns: int) -> str:
+    """An instant as Asia/Shanghai wall time, to the minute (what the findings show)."""
+    return dt.datetime.fromtimestamp((t_ns + SHANGHAI_OFFSET_NS) / NS, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def evaluate(site: Site, community_id: str, year: int, data: dict[str, Series]) -> VerificationResult:
@@ -245,7 +325,7 @@ def evaluate(site: Site, community_id: str, year: int, data: dict[str, Series]) 
             profile = find_profile(device.profile)
             for q in profile.quantities:
                 if q.totalizer and q.name in series.columns:
-                    meters[(device.id, q.name)] = _meter(series, q.name, period)
+                    meters[(device.id, q.name)] = _meter(series, q.name, period, device.replacements)
         if facility.kind is FacilityKind.RAINWATER_HARVESTING:
             _rainwater(ctx, facility, flags, measured)
             rain = next(
@@ -568,6 +648,7 @@ def _verdict(
     facility = next(f for f in community.facilities if f.id == claim.facility)
     measured = measured_by_facility.get(facility.id, {})
     reasons = list(flags.get(facility.id, []))
+    statuses = _meter_statuses(facility, period, reasons)
     quantity, key, more_is_better = MEASURED_BY[claim.measure]
     devices = {d.id: d for d in facility.devices}
     found = next(((dev, m) for (dev, q), m in meters.items() if q == quantity and dev in devices), None)
@@ -576,7 +657,7 @@ def _verdict(
         fields: dict[str, object] = {
             "id": claim.id, "measure": str(claim.measure), "facility": facility.id, "claimed": claim.value,
             "unit": claim.unit, "measured": None, "interval": None, "uncertainty": None, "annualized": None,
-            "fraction": None, "verdict": verdict, "reasons": reasons, **(figures or {}),
+            "fraction": None, "verdict": verdict, "reasons": reasons, "meters": statuses, **(figures or {}),
         }  # fmt: skip
         return ClaimResult.model_validate(fields)
 
@@ -594,7 +675,7 @@ def _verdict(
     per_day = claim.measure is Measure.RAINWATER_REUSE_PER_DAY
     value = measured[key] / period.days if per_day else measured[key]
     unit = find_profile(devices[device_id].profile).quantity[quantity].unit
-    u = ACCURACY.get(unit, 0.02) + (1 - metered.audit.valid_day_share)
+    u = _accuracy(device_id, unit, statuses) + (1 - metered.audit.valid_day_share)
     fraction = value / claim.value if more_is_better else (claim.value / value if value else 0.0)
     bound = measured.get("rainfall_bound_m3")
     if bound is not None and claim.measure in (
@@ -607,7 +688,8 @@ def _verdict(
     if any(r.code in INTEGRITY_CODES for r in reasons):
         verdict: Verdict = "not_verified"
     elif fraction >= 1 - u:
-        verdict = "verified"
+        # a meter past its service life or verification interval measured it: at most partly verified
+        verdict = "partly_verified" if any(r.code in METER_DUE_CODES for r in reasons) else "verified"
     elif fraction >= 0.5:
         verdict = "partly_verified"
         reasons.append(say("partly", fraction=fraction))
@@ -622,6 +704,64 @@ def _verdict(
         "fraction": round(fraction, 4),
     }
     return result(verdict, figures)
+
+
+def _water_meter(device: Device) -> bool:
+    """Whether the device meters water (a totalizer in m3): the devices the registry check covers."""
+    return any(q.totalizer and q.unit == "m3" for q in find_profile(device.profile).quantities)
+
+
+def _meter_statuses(facility: Facility, period: Period, reasons: list[Text]) -> list[MeterStatus]:
+    """The registered meters of the facility's water-metering devices that served in the year, each
+    judged against its service life or verification interval (JJG 162, evidence.meters) on 31 December
+    of the year or on the day it was removed if earlier; an overdue one, or a device with no registered
+    meter for the year, is added to `reasons`."""
+    last_day = period.end - dt.timedelta(days=1)
+    statuses: list[MeterStatus] = []
+    for device in facility.devices:
+        if not _water_meter(device):
+            continue
+        serving = meters_in_service(device, period.start, last_day)
+        if not serving:
+            reasons.append(say("meter_unregistered", device=device.id))
+        for meter, on in serving:
+            due = meter_due(meter.nominal_dn, meter.installed_on, meter.calibrated_on)
+            overdue = due.overdue(on)
+            statuses.append(
+                MeterStatus(
+                    device=device.id,
+                    serial=meter.serial,
+                    nominal_dn=meter.nominal_dn,
+                    accuracy_class=meter.accuracy_class,
+                    installed_on=meter.installed_on.isoformat(),
+                    calibrated_on=meter.calibrated_on.isoformat() if meter.calibrated_on else None,
+                    removed_at=_iso(instant_ns(meter.removed_at)) if meter.removed_at else None,
+                    rule=due.rule,
+                    due=due.due.isoformat(),
+                    judged_on=on.isoformat(),
+                    overdue=overdue,
+                )
+            )
+            if not overdue:
+                continue
+            common = {"device": device.id, "serial": meter.serial, "dn": meter.nominal_dn, "years": due.years,
+                      "due": due.due.isoformat(), "on": on.isoformat()}  # fmt: skip
+            if due.rule == "service_life":
+                reasons.append(
+                    say("meter_past_service_life", installed=meter.installed_on.isoformat(), **common)
+                )
+            else:
+                reasons.append(say("meter_calibration_overdue", since=due.since.isoformat(), **common))
+    return statuses
+
+
+def _accuracy(device_id: str, unit: str, statuses: list[MeterStatus]) -> float:
+    """The relative accuracy of the claim's meter: for water, the registered accuracy class of the
+    meters that measured the year (the worst of them), else the unit's assumed class (ACCURACY)."""
+    classes = [ACCURACY_BY_CLASS[s.accuracy_class] for s in statuses if s.device == device_id]
+    if unit == "m3" and classes:
+        return max(classes)
+    return ACCURACY.get(unit, 0.02)
 
 
 def verify(store: InfluxStore, site: Site, community_id: str, year: int) -> VerificationResult:

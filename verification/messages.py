@@ -16,9 +16,48 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{meter}: no change from {start} to {end} while related meters moved (stuck meter)",
     ),
     "meter_reset": (
-        "{meter}: 累计值回落 {count} 次（换表或清零），未见换表记录",
-        "{meter}: the totalizer fell back {count} time(s) (meter replaced or cleared) "
+        "{meter}: 累计值回落 {count} 次（{times}；换表或清零），未见换表记录",
+        "{meter}: the totalizer fell back {count} time(s) ({times}; meter replaced or cleared) "
         "with no replacement record",
+    ),
+    "meter_replaced": (
+        "{meter}: {time} 换表（{old} → {new}，旧表末读数 {final:g}，新表首读数 {first:g}，{by} 记录），"
+        "换表区间用量 {use:.3f}",
+        "{meter}: meter {old} replaced by {new} at {time} (old meter's final reading {final:g}, new "
+        "meter's first {first:g}, recorded by {by}); use across the swap {use:.3f}",
+    ),
+    "replacement_final_below_last": (
+        "{meter}: {time} 的换表记录与读数矛盾：旧表末读数 {final:g} 低于其 {last_time} 的读数 {last:g}",
+        "{meter}: the replacement recorded at {time} contradicts the readings: the old meter's final "
+        "reading {final:g} is below its reading {last:g} at {last_time}",
+    ),
+    "replacement_first_above_next": (
+        "{meter}: {time} 的换表记录与读数矛盾：新表首读数 {first:g} 高于 {next_time} 的读数 {next:g}",
+        "{meter}: the replacement recorded at {time} contradicts the readings: the new meter's first "
+        "reading {first:g} is above the reading {next:g} at {next_time}",
+    ),
+    "replacement_no_drop": (
+        "{meter}: {time} 的换表记录与读数矛盾：新表从 {first:g} 起计，但读数未回落（{last_time} 为 {last:g}，"
+        "{next_time} 为 {next:g}）",
+        "{meter}: the replacement recorded at {time} contradicts the readings: the new meter started at "
+        "{first:g}, yet the readings do not fall back ({last:g} at {last_time}, {next:g} at {next_time})",
+    ),
+    "meter_past_service_life": (
+        "{device}: 水表 {serial}（DN{dn}）{installed} 安装，{years} 年使用期限于 {due} 届满，{on} 仍在使用"
+        "（JJG 162）",
+        "{device}: meter {serial} (DN{dn}) installed {installed} reached the end of its {years}-year service "
+        "life on {due} and was still in use on {on} (JJG 162)",
+    ),
+    "meter_calibration_overdue": (
+        "{device}: 水表 {serial}（DN{dn}）上次检定 {since}，{years} 年检定周期于 {due} 届满，{on} 仍未复检"
+        "（JJG 162）",
+        "{device}: meter {serial} (DN{dn}) last verified {since}: its {years}-year verification period "
+        "ended on {due} and it was still not verified again on {on} (JJG 162)",
+    ),
+    "meter_unregistered": (
+        "{device}: 水表登记中没有该设备的水表（编号、口径、检定日期），未核查使用期限与检定周期",
+        "{device}: no meter in the registry (serial, size, verification date); its service life and "
+        "verification interval are not checked",
     ),
     "estimated_over_10pct": (
         "{meter}: 异常日用量（中位数+3倍四分位距）占总量 {share:.0%}，超过10%",

@@ -3,16 +3,23 @@ default or en, and a PDF of it printed by headless Chromium.
 
 Every string that comes from an inventory or a device is escaped (a community named `<script>`
 renders as text). Sections: verdicts, data coverage, monthly measured against claimed, rainfall and
-reuse, tank storage, litres per car wash, the edit log, and the data's provenance.
+reuse, tank storage, litres per car wash, the edit log, the data's provenance, and the signatures of
+the verdict the report presents (docs/evidence.md, "Signatures": a signature of the report itself is a
+detached file, since a document cannot contain its own signature).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from devices.profile import find_profile
 from jieshui.errors import JieshuiError
@@ -30,6 +37,7 @@ LABELS: dict[str, dict[str, str]] = {
         "wash": "六、单车洗车用水分布",
         "editlog": "七、数据核查记录",
         "provenance": "八、数据来源",
+        "signature": "九、签名",
         "claim": "声明",
         "claimed": "声明值",
         "measured": "实测值",
@@ -52,6 +60,14 @@ LABELS: dict[str, dict[str, str]] = {
         "partly_verified": "部分核实",
         "not_verified": "未核实",
         "insufficient_data": "数据不足",
+        "signer": "签名人",
+        "fingerprint": "密钥指纹",
+        "signed_at": "签名时间",
+        "signed_what": "所签内容",
+        "verdict_json": "核验结果 JSON",
+        "signed_intro": "本报告所载核验结果（JSON）已由以下已登记的密钥签署：",
+        "not_signed": "未签名：本报告所载核验结果尚无已登记的签名。",
+        "detached": "本 PDF 文件本身的签名为随附的分离式签名文件（.sig），可用 jieshui evidence verify 核对。",
         "lang": "zh-CN",
     },
     "en": {
@@ -64,6 +80,7 @@ LABELS: dict[str, dict[str, str]] = {
         "wash": "6. Litres per car wash",
         "editlog": "7. Edit log",
         "provenance": "8. Provenance",
+        "signature": "9. Signature",
         "claim": "claim",
         "claimed": "claimed",
         "measured": "measured",
@@ -86,9 +103,31 @@ LABELS: dict[str, dict[str, str]] = {
         "partly_verified": "partly verified",
         "not_verified": "not verified",
         "insufficient_data": "insufficient data",
+        "signer": "signer",
+        "fingerprint": "key fingerprint",
+        "signed_at": "signed at",
+        "signed_what": "what was signed",
+        "verdict_json": "verdict JSON",
+        "signed_intro": "The verdict this report presents (its JSON) is signed with these registered keys:",
+        "not_signed": "not signed: the verdict this report presents has no recorded signature.",
+        "detached": "A signature of this PDF file itself is a detached file (.sig) that goes with it: "
+        "check it with jieshui evidence verify.",
         "lang": "en",
     },
 }
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True)
+class ShownSignature:
+    """A signature the report lists: of the verdict it presents, checked against a registered key."""
+
+    signer: str
+    fingerprint: str  # sha256 hex of the raw public key (the report shows its first 16 digits)
+    signed_at: dt.datetime  # aware
+    sha256: str  # of the verdict JSON signed
+
+
 COLORS = {
     "verified": "#2e7d32",
     "partly_verified": "#f9a825",
@@ -154,8 +193,35 @@ def _claim_row(claim: ClaimResult, t: dict[str, str], lang: str) -> str:
     )
 
 
-def render_html(site: Site, result: VerificationResult, lang: str = "zh-CN") -> str:
-    """The report as one HTML document."""
+def _grouped(hex_digits: str) -> str:
+    return " ".join(hex_digits[i : i + 4] for i in range(0, len(hex_digits), 4))
+
+
+def _signature_section(signatures: Sequence[ShownSignature], t: dict[str, str]) -> str:
+    """Who signed the verdict (signer, the key's fingerprint: 16 digits shown, all 64 in the tooltip,
+    when in Asia/Shanghai), or that nobody did; and where a signature of the PDF itself is."""
+    if signatures:
+        rows = "".join(
+            f"<tr><td>{escape(s.signer)}</td>"
+            f'<td><code title="{escape(s.fingerprint)}">{escape(_grouped(s.fingerprint[:16]))}</code></td>'
+            f"<td>{s.signed_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S} (UTC+8)</td>"
+            f'<td>{t["verdict_json"]}, sha256 <code title="{escape(s.sha256)}">{escape(s.sha256[:16])}</code></td></tr>'
+            for s in signatures
+        )
+        body = (
+            f"<p>{t['signed_intro']}</p><table><tr><th>{t['signer']}</th><th>{t['fingerprint']}</th>"
+            f"<th>{t['signed_at']}</th><th>{t['signed_what']}</th></tr>{rows}</table>"
+        )
+    else:
+        body = f'<p class="unsigned"><b>{t["not_signed"]}</b></p>'
+    return f'<section id="signature"><h2>{t["signature"]}</h2>{body}<p><small>{t["detached"]}</small></p></section>'
+
+
+def render_html(
+    site: Site, result: VerificationResult, lang: str = "zh-CN", signatures: Sequence[ShownSignature] = ()
+) -> str:
+    """The report as one HTML document; `signatures` are those of the verdict it presents (none: the
+    report says it is not signed)."""
     t = LABELS[lang]
     _, community = site.community(result.community)
     name = community.name if lang == "zh-CN" else (community.name_en or community.name)
@@ -219,6 +285,7 @@ def render_html(site: Site, result: VerificationResult, lang: str = "zh-CN") -> 
         f"{escape(result.period[1])} (Asia/Shanghai)</p><table><tr><th>{t['device']}</th><th>{t['profile']}</th>"
         f"<th>protocol</th></tr>{prov_rows}</table><p><small>{escape(result.schema_)}</small></p></section>"
     )
+    sections.append(_signature_section(signatures, t))
     return f"""<!DOCTYPE html>
 <html lang="{t["lang"]}"><head><meta charset="utf-8"><title>{t["title"]} – {escape(name)} {result.year}</title>
 <style>
@@ -227,6 +294,7 @@ h1 {{ font-size: 1.6em; }} h2 {{ border-bottom: 2px solid #1565c0; padding-botto
 table {{ border-collapse: collapse; width: 100%; font-size: .9em; }}
 td, th {{ border: 1px solid #bdbdbd; padding: .3em .5em; vertical-align: top; text-align: left; }}
 section {{ page-break-inside: avoid; }} svg.chart {{ max-width: 100%; height: auto; }}
+#signature code {{ white-space: nowrap; }}
 </style></head><body>
 <h1>{t["title"]}</h1>
 <p class="who"><b>{escape(name)}</b> ({escape(result.community)}), {escape(community.street_town)}, {escape(result.district)} · {result.year}</p>
@@ -249,8 +317,31 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 
 
-def render_pdf(html: str, pdf_path: Path) -> None:
-    """Print the HTML to a PDF with headless Chromium (offline: the page has no external resources)."""
+#: The document dates Chromium writes (`/CreationDate (D:20261129142752+00'00')`), the only bytes of
+#: its PDF that differ between two prints of the same page.
+_PDF_DATES = re.compile(rb"/(CreationDate|ModDate) \(D:[0-9]{14}[^)]*\)")
+
+
+def _pin_dates(pdf: bytes, created: dt.datetime) -> bytes:
+    """The PDF with both document dates set to `created` (UTC). Same length, so the cross-reference
+    offsets stay right; JieshuiError if Chromium wrote a date of another form."""
+    stamp = created.astimezone(dt.UTC).strftime("D:%Y%m%d%H%M%S+00'00'").encode()
+
+    def pinned(match: re.Match[bytes]) -> bytes:
+        new = b"/" + match.group(1) + b" (" + stamp + b")"
+        if len(new) != len(match.group(0)):
+            raise JieshuiError(f"unexpected PDF date {match.group(0)!r}: cannot pin it")
+        return new
+
+    return _PDF_DATES.sub(pinned, pdf)
+
+
+def render_pdf(html: str, pdf_path: Path, created: dt.datetime | None = None) -> None:
+    """Print the HTML to a PDF with headless Chromium (offline: the page has no external resources).
+
+    With `created` (the API gives the verification run's time), the PDF's dates are that time, so the
+    same page prints to the same bytes every time: a signature of a report the API served can be
+    checked against the report it serves again."""
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "report.html"
         page.write_text(html, encoding="utf-8")
@@ -261,3 +352,5 @@ def render_pdf(html: str, pdf_path: Path) -> None:
         )  # fmt: skip
     if result.returncode != 0 or not pdf_path.exists():
         raise JieshuiError(f"chromium could not print {pdf_path}: {result.stderr.strip()[-500:]}")
+    if created is not None:
+        pdf_path.write_bytes(_pin_dates(pdf_path.read_bytes(), created))

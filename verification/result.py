@@ -34,6 +34,25 @@ class Gap(_Model):
     hours: float
 
 
+class ReplacementAudit(_Model):
+    """A recorded meter swap inside the period, and what it gave (evidence.meters)."""
+
+    replaced_at: str  # ISO 8601, UTC
+    old_serial: str
+    new_serial: str
+    old_final_reading: float
+    new_first_reading: float
+    recorded_by: str
+    recorded_at: str | None  # ISO 8601, UTC
+    # the readings around it: the old meter's last (L) and the new meter's first (R); None when the
+    # period has no reading on that side
+    last_reading: float | None
+    last_reading_at: str | None
+    first_reading: float | None
+    first_reading_at: str | None
+    use: float | None  # the interval's use: (F_old - L) + (R - F_new); None without readings on both sides
+
+
 class MeterAudit(_Model):
     """Data sufficiency and the meter-data audit (VEE) of one metered quantity."""
 
@@ -48,11 +67,30 @@ class MeterAudit(_Model):
     total: float  # consumption over the period, in the quantity's unit
     spike_days: list[str]  # local dates
     flat_runs: list[tuple[str, str]]  # local start date, end date (exclusive) of stuck runs
-    resets: int
+    resets: int  # drops with no replacement recorded (unexplained resets)
     rollovers: int
     duplicates: int  # readings repeating a timestamp, counted once
     excluded: float  # consumption excluded by the edit log (spikes), in the quantity's unit
     findings: list[Text]
+    reset_times: list[str] = Field(default_factory=list)  # ISO 8601 UTC: first reading after each reset
+    replacements: list[ReplacementAudit] = Field(default_factory=list)  # recorded swaps in the period
+
+
+class MeterStatus(_Model):
+    """A registered meter a claim rests on, judged against its service life or verification interval
+    (JJG 162): on 31 December of the reporting year, or on the day it was removed if earlier."""
+
+    device: str
+    serial: str
+    nominal_dn: int
+    accuracy_class: str
+    installed_on: str  # local date
+    calibrated_on: str | None
+    removed_at: str | None  # ISO 8601, UTC
+    rule: Literal["service_life", "calibration"]
+    due: str  # the last local day it may serve without replacement (service_life) or verification
+    judged_on: str  # local date
+    overdue: bool
 
 
 class ClaimResult(_Model):
@@ -70,6 +108,7 @@ class ClaimResult(_Model):
     fraction: float | None  # measured / claimed ("more" claims) or claimed / measured ("less" claims)
     verdict: Verdict
     reasons: list[Text]
+    meters: list[MeterStatus] = Field(default_factory=list)  # the registered meters of the claim's facility
 
 
 class Charts(_Model):

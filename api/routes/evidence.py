@@ -34,7 +34,7 @@ def get_evidence(ctx: CtxDep, scoped: ScopedDep, year: Year) -> EvidenceReport:
     return check(ctx.db, ctx.store, ctx.registry(), scoped.community.id, year)
 
 
-@router.post("/communities/{community_id}/evidence/digests", response_model=DigestRun)
+@router.post("/communities/{community_id}/digests", response_model=DigestRun)
 def run_digests(
     ctx: CtxDep,
     principal: PrincipalDep,

@@ -3,20 +3,19 @@ report (HTML or PDF, zh-CN by default, or en), record decisions, and list a dist
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
-from api import workflow
+from api import reports, workflow
 from api.auth import Role, audit
 from api.db import Decision, VerificationRun
 from api.deps import ApiContext, CtxDep, PrincipalDep, ScopedDep
 from api.errors import ApiError
 from api.live import local_date
+from api.reports import run_public as _run_public
 from api.routes.registry import get_district
 from api.schemas import (
     CommunityVerdict,
@@ -27,8 +26,6 @@ from api.schemas import (
 )
 from api.workflow import claim_verdicts, overall
 from verification.engine import verify
-from verification.report import render_html, render_pdf
-from verification.result import VerificationResult
 
 router = APIRouter(tags=["verification"])
 
@@ -40,18 +37,6 @@ def _check_year(ctx: ApiContext, year: int) -> None:
     last = local_date(int(ctx.now().timestamp() * 1e9)).year
     if year > last:
         raise ApiError("year_out_of_range", year=year, first=FIRST_YEAR, last=last)
-
-
-def _run_public(row: VerificationRun) -> VerificationRunPublic:
-    return VerificationRunPublic(
-        id=row.id,
-        community=row.community,
-        year=row.year,
-        run_at=row.run_at,
-        run_by=row.run_by,
-        overall=overall(list(claim_verdicts(row.result).values())),
-        result=row.result,
-    )
 
 
 def _decision_public(row: Decision) -> DecisionPublic:
@@ -144,17 +129,14 @@ def get_report(
     format: Annotated[Literal["html", "pdf"], Query()] = "html",
     lang: Annotated[Literal["zh-CN", "en"], Query()] = "zh-CN",
 ) -> Response:
-    """The evaluation report of the latest run, zh-CN unless `lang=en`."""
+    """The evaluation report of the latest run, zh-CN unless `lang=en`, listing the signatures of its
+    verdict; the same bytes for the same run (a served PDF can be signed: docs/evidence.md)."""
     _check_year(ctx, year)
     row = _require_run(ctx, scoped.community.id, year)
-    html = render_html(ctx.registry(), VerificationResult.model_validate(row.result), lang)
     name = f"{scoped.community.id}-{year}-{lang}"
     if format == "html":
-        return HTMLResponse(html, headers={"Content-Language": lang})
-    with tempfile.TemporaryDirectory(prefix="jieshui-report-") as tmp:
-        pdf = FsPath(tmp) / f"{name}.pdf"
-        render_pdf(html, pdf)
-        body = pdf.read_bytes()
+        return HTMLResponse(reports.report_html(ctx, row, lang), headers={"Content-Language": lang})
+    body = reports.report_pdf(ctx, row, lang)
     return Response(
         body,
         media_type="application/pdf",

@@ -316,14 +316,74 @@ ROWS: dict[tuple[str, str], Row] = {
         check=_check_community_field("community"),
     ),
     # evidence: the meter registry (api/routes/meters.py)
+    ("GET", "/communities/{community_id}/meters"): Row("community"),
+    ("PUT", "/communities/{community_id}/devices/{device_id}/meter"): Row(
+        "community",
+        evaluator=False,
+        json={"serial": "AUTHZ-0001", "nominal_dn": 40, "installed_on": "2025-01-15"},
+    ),
+    ("GET", "/communities/{community_id}/devices/{device_id}/replacements"): Row("community"),
+    ("POST", "/communities/{community_id}/devices/{device_id}/replacements"): Row(
+        "community",
+        ok=201,
+        evaluator=False,
+        json={
+            "quantity": "supply_m3",
+            "replaced_at": "2021-03-01T10:00:00+08:00",
+            "old_serial": "AUTHZ-OLD",
+            "old_final_reading": 12.5,
+            "new_serial": "AUTHZ-NEW",
+            "new_first_reading": 0.0,
+        },
+    ),
     # evidence: signing keys and signatures (api/routes/signing.py)
+    # The admin registers a key (the public key of Ed25519 private bytes 0..31) and then revokes it:
+    # the revocation row comes after the registration row. Public keys are public: every role lists them.
+    ("POST", "/signing-keys"): Row(
+        "global",
+        ok=201,
+        evaluator=False,
+        manager=False,
+        json={"signer": "authz matrix", "public_key": "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="},
+    ),
+    ("GET", "/signing-keys"): Row("global"),
+    ("POST", "/signing-keys/revoke"): Row(
+        "global",
+        evaluator=False,
+        manager=False,
+        json={"fingerprint": "56475aa75463474c0285df5dbf2bcab73da651358839e9b77481b2eab107708c"},
+    ),
+    ("GET", VERIFICATION + "/signatures"): Row("community", check=_check_community_field("community")),
+    # A signature valid for two communities cannot exist, so the matrix only checks one (`check=true`, which
+    # records nothing and answers 200 with the outcome, after the same role and scope rules): a document for
+    # OWN by a key nobody registered is refused as such on OWN, and for the community on OTHER.
+    ("POST", VERIFICATION + "/signatures"): Row(
+        "community",
+        manager=False,
+        params={"check": "true"},
+        json={
+            "format": "jieshui-signature/1",
+            "artifact": "verdict_json",
+            "community": OWN,
+            "year": YEAR,
+            "sha256": "0" * 64,
+            "signer": "authz matrix",
+            "signed_at": "2026-01-05T00:00:00Z",
+            "fingerprint": "65b60673d6ed884bf01c2c222d82ada0740f29ac3355d6a925c81f17f47a27b8",
+            "signature": "A" * 86 + "==",
+        },
+        check=lambda m, cell, r: (
+            None
+            if r.json()["code"]
+            == ("signing_key_unregistered" if cell.community == OWN else "signature_scope_mismatch")
+            else f"outcome {r.json()}"
+        ),
+    ),
     # evidence: daily digests (api/routes/evidence.py)
     ("GET", "/communities/{community_id}/evidence/{year}"): Row(
         "community", check=_check_community_field("community")
     ),
-    ("POST", "/communities/{community_id}/evidence/digests"): Row(
-        "community", evaluator=False, manager=False
-    ),
+    ("POST", "/communities/{community_id}/digests"): Row("community", evaluator=False, manager=False),
 }
 
 NO_KEY = Cell("no key", None)

@@ -56,6 +56,7 @@ FREE_TEXT: dict[str, set[str]] = {
     "Device": {"serial_number"},
     "ModbusTcp": {"host"},
     "ModbusRtu": {"serial_port"},
+    "Replacement": {"note"},  # a meter replacement's note (the meter registry)
 }
 #: Text fields checked against a closed list (a profile of devices/, a measure's unit), or ids (slugs,
 #: phone and postcode patterns): no markup can get through them.
@@ -186,6 +187,8 @@ def evil_site(site: Site, payloads: Payloads) -> Site:
                 for device in facility["devices"]:
                     d = f"{c}.device[{device['id']}]"
                     fill(device, "Device", d)
+                    for i, replacement in enumerate(device.get("replacements", [])):
+                        fill(replacement, "Replacement", f"{d}.replacement[{i}]")
                     protocol = device["connection"]["protocol"]
                     model = {"modbus_tcp": "ModbusTcp", "modbus_rtu": "ModbusRtu"}.get(protocol, "")
                     fill(device["connection"], model, f"{d}.connection")
