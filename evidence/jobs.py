@@ -157,9 +157,10 @@ class EvidenceReport(BaseModel):
     devices: list[DeviceEvidence]
     findings: list[FindingOut]
 
-    def tampered(self) -> dict[str, set[dt.date]]:
-        """Device -> the days whose readings no longer match their digest (or whose row was altered)."""
-        out: dict[str, set[dt.date]] = {}
+    def changed_days(self) -> dict[str, set[dt.date]]:
+        """For every device with digested days in the year, the days whose readings no longer match
+        their digest or whose row was altered (empty: all intact); what verification takes."""
+        out: dict[str, set[dt.date]] = {d.device: set() for d in self.devices if d.days_checked}
         for f in self.findings:
             out.setdefault(f.device, set()).add(f.day)
         return out

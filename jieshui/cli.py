@@ -297,7 +297,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     config = _influx_config(args, Settings())
     with InfluxStore(config) as store:
-        result = verify(store, site, args.community, args.year)
+        evidence = None
+        if args.evidence_db:  # the daily digests (docs/evidence.md): days changed since are not evidence
+            from api.db import Database
+            from evidence.jobs import check
+
+            db = Database(args.evidence_db)
+            try:
+                evidence = check(db, store, site, args.community, args.year).changed_days()
+            finally:
+                db.close()
+        result = verify(store, site, args.community, args.year, evidence)
     if args.report:
         from verification.report import render_html, render_pdf
 
@@ -625,6 +635,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--report", default=None, metavar="OUT.html|OUT.pdf", help="write the evaluation report"
     )
+    verify.add_argument(
+        "--evidence-db", default=None, metavar="URL",
+        help="SQL database holding the daily digests (JIESHUI_DB_URL of the API): claims resting on days "
+        "whose data changed after they were digested are not verified (default: digests not checked)",
+    )  # fmt: skip
     _influx_options(verify)
     verify.set_defaults(func=_cmd_verify)
 

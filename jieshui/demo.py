@@ -27,6 +27,7 @@ import httpx
 
 from api.auth import Role, audit, create_key
 from api.db import Database, VerificationRun
+from evidence.jobs import check as check_evidence
 from evidence.jobs import record_digests
 from jieshui.errors import JieshuiError
 from jieshui.inventory import Site, load_site
@@ -160,7 +161,8 @@ def _verdicts(site: Site, config: InfluxConfig, year: int, demo_dir: Path, api_d
                    for _, c in site.communities())  # fmt: skip
         print(f"  evidence: {days:,} device-days digested and chained (jieshui evidence check)", flush=True)
         for _, community in site.communities():
-            result = verify(store, site, community.id, year)
+            evidence = check_evidence(db, store, site, community.id, year)
+            result = verify(store, site, community.id, year, evidence.changed_days())
             with db.session() as s:
                 s.add(VerificationRun(community=community.id, year=year, run_by="demo",
                                       result=result.model_dump(mode="json", by_alias=True),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,7 @@ from verification.checks import DAY_NS, NS, SHANGHAI_OFFSET_NS, Consumption
 from verification.messages import say
 from verification.result import (
     Charts,
+    ClaimBasis,
     ClaimResult,
     Gap,
     MeterAudit,
@@ -52,6 +54,7 @@ INTEGRITY_CODES = frozenset(
         "exceeds_rainfall",
         "stuck_meter",
         "meter_reset",
+        "evidence_changed",
         "replacement_final_below_last",
         "replacement_first_above_next",
         "replacement_no_drop",
@@ -222,6 +225,8 @@ def _meter(
         shown = ", ".join(times) + (f" (+{more})" if more > 0 else "")
         findings.append(say("meter_reset", meter=meter, count=len(use.resets), times=shown))
     swap_audits = _swap_audits(meter, use, recorded, findings)
+    in_period = [i for i in use.resets if a < int(use.time_ns[i]) <= b]
+    estimated = float(sum(float(use.delta[i]) for i in in_period)) + sum(x.use or 0.0 for x in swap_audits)
     excluded = float(daily[spike_days].sum()) if len(spike_days) else 0.0
     total = float(daily.sum())
     if total > 0 and excluded / total > 0.1:
@@ -244,6 +249,7 @@ def _meter(
         rollovers=len(use.rollovers),
         duplicates=use.duplicates,
         excluded=excluded,
+        estimated=round(estimated, 6),
         findings=findings,
         reset_times=[_iso(int(use.time_ns[i])) for i in use.resets[:100]],
         replacements=swap_audits,
@@ -303,8 +309,16 @@ def _local(t_ns: int) -> str:
     return dt.datetime.fromtimestamp((t_ns + SHANGHAI_OFFSET_NS) / NS, tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def evaluate(site: Site, community_id: str, year: int, data: dict[str, Series]) -> VerificationResult:
-    """Run every check and give every claim of the year a verdict (pure)."""
+def evaluate(
+    site: Site,
+    community_id: str,
+    year: int,
+    data: dict[str, Series],
+    evidence: Mapping[str, Collection[dt.date]] | None = None,
+) -> VerificationResult:
+    """Run every check and give every claim of the year a verdict (pure). `evidence`: for each device
+    whose daily digests were checked (evidence.jobs.check), the days whose data changed since; a claim
+    resting on such a day is not verified. None: not checked."""
     district, community = site.community(community_id)
     period = Period(year)
     meters: Meters = {}
@@ -351,7 +365,7 @@ def evaluate(site: Site, community_id: str, year: int, data: dict[str, Series]) 
                 say("clock_skew", device=device_id, count=len(skewed), worst=float(np.abs(skewed).max()))
             )
     claims = [
-        _verdict(claim, community, period, meters, facility_flags, facility_measured)
+        _verdict(claim, community, period, meters, facility_flags, facility_measured, evidence)
         for claim in community.claims
         if claim.year == year
     ]
@@ -642,6 +656,7 @@ def _verdict(
     meters: Meters,
     flags: dict[str, list[Text]],
     measured_by_facility: dict[str, dict[str, float]],
+    evidence: Mapping[str, Collection[dt.date]] | None = None,
 ) -> ClaimResult:
     """A claim's verdict: insufficient data, not verified (an integrity finding, or under half the
     claim), partly verified, or verified (the measurement reaches the claim within its uncertainty)."""
@@ -651,6 +666,10 @@ def _verdict(
     statuses = _meter_statuses(facility, period, reasons)
     quantity, key, more_is_better = MEASURED_BY[claim.measure]
     devices = {d.id: d for d in facility.devices}
+    changed = sorted(f"{dev} {day.isoformat()}" for dev in devices for day in (evidence or {}).get(dev, ()))
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" (+{len(changed) - 5})" if len(changed) > 5 else "")
+        reasons.append(say("evidence_changed", count=len(changed), days=shown))
     found = next(((dev, m) for (dev, q), m in meters.items() if q == quantity and dev in devices), None)
 
     def result(verdict: Verdict, figures: dict[str, object] | None = None) -> ClaimResult:
@@ -665,16 +684,23 @@ def _verdict(
         reasons.append(say("no_meter_data"))
         return result("insufficient_data")
     device_id, metered = found
-    reasons.extend(metered.audit.findings)
-    if not metered.audit.sufficient:
-        return result("insufficient_data")
+    audit = metered.audit
+    checked = evidence is not None and any(dev in evidence for dev in devices)
+    unit = find_profile(devices[device_id].profile).quantity[quantity].unit
+    basis = ClaimBasis(
+        device=device_id, quantity=quantity, unit=unit,
+        measured=round(audit.total - audit.estimated, 6), estimated=round(audit.estimated, 6), verified=None,
+        evidence="changed" if changed else "intact" if checked else "not_checked", changed_days=changed,
+    )  # fmt: skip
+    reasons.extend(audit.findings)
+    if not audit.sufficient:
+        return result("insufficient_data", {"basis": basis})
     is_wash = claim.measure is Measure.CAR_WASH_WATER_PER_CAR
     if is_wash and claim.value < PER_WASH_EVIDENCE_BELOW_L and measured.get("washes", 0) == 0:
         reasons.append(say("needs_per_wash_evidence"))
-        return result("insufficient_data")
+        return result("insufficient_data", {"basis": basis})
     per_day = claim.measure is Measure.RAINWATER_REUSE_PER_DAY
     value = measured[key] / period.days if per_day else measured[key]
-    unit = find_profile(devices[device_id].profile).quantity[quantity].unit
     u = _accuracy(device_id, unit, statuses) + (1 - metered.audit.valid_day_share)
     fraction = value / claim.value if more_is_better else (claim.value / value if value else 0.0)
     bound = measured.get("rainfall_bound_m3")
@@ -696,7 +722,10 @@ def _verdict(
     else:
         verdict = "not_verified"
         reasons.append(say("below_half", fraction=fraction))
+    if verdict in ("verified", "partly_verified"):
+        basis = basis.model_copy(update={"verified": round(audit.total, 6)})
     figures: dict[str, object] = {
+        "basis": basis,
         "measured": round(value, 6),
         "interval": (round(value * (1 - u), 6), round(value * (1 + u), 6)),
         "uncertainty": round(u, 4),
@@ -764,6 +793,12 @@ def _accuracy(device_id: str, unit: str, statuses: list[MeterStatus]) -> float:
     return ACCURACY.get(unit, 0.02)
 
 
-def verify(store: InfluxStore, site: Site, community_id: str, year: int) -> VerificationResult:
-    """Read and evaluate one community-year."""
-    return evaluate(site, community_id, year, read_community(store, site, community_id, year))
+def verify(
+    store: InfluxStore,
+    site: Site,
+    community_id: str,
+    year: int,
+    evidence: Mapping[str, Collection[dt.date]] | None = None,
+) -> VerificationResult:
+    """Read and evaluate one community-year (`evidence`: see `evaluate`)."""
+    return evaluate(site, community_id, year, read_community(store, site, community_id, year), evidence)

@@ -15,6 +15,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{meter}: {start} 至 {end} 读数不变而相关计量在变化（疑似卡表）",
         "{meter}: no change from {start} to {end} while related meters moved (stuck meter)",
     ),
+    "evidence_changed": (
+        "{count} 天的数据在生成每日摘要后被改动（{days}）：查明之前，本项声明不能据此认定",
+        "the data of {count} day(s) changed after they were digested ({days}): the claim cannot rest on "
+        "them until that is explained",
+    ),
     "meter_reset": (
         "{meter}: 累计值回落 {count} 次（{times}；换表或清零），未见换表记录",
         "{meter}: the totalizer fell back {count} time(s) ({times}; meter replaced or cleared) "

@@ -41,6 +41,10 @@ LABELS: dict[str, dict[str, str]] = {
         "claim": "声明",
         "claimed": "声明值",
         "measured": "实测值",
+        "basis": "其中：计量 {measured}，估计（编辑记录）{estimated}，核定 {verified} {unit}",
+        "evidence_intact": "每日摘要核对无误",
+        "evidence_changed": "数据在摘要后被改动",
+        "evidence_not_checked": "未核对每日摘要",
         "interval": "不确定区间",
         "verdict": "结论",
         "reasons": "依据",
@@ -84,6 +88,10 @@ LABELS: dict[str, dict[str, str]] = {
         "claim": "claim",
         "claimed": "claimed",
         "measured": "measured",
+        "basis": "of which: metered {measured}, estimated (edit log) {estimated}, verified {verified} {unit}",
+        "evidence_intact": "daily digests match",
+        "evidence_changed": "data changed after digested",
+        "evidence_not_checked": "daily digests not checked",
         "interval": "uncertainty interval",
         "verdict": "verdict",
         "reasons": "reasons",
@@ -184,6 +192,12 @@ def _heatmap(rows: dict[str, list[int]], width: int = 730) -> str:
 def _claim_row(claim: ClaimResult, t: dict[str, str], lang: str) -> str:
     interval = f"{claim.interval[0]:.4g} – {claim.interval[1]:.4g}" if claim.interval else "–"
     measured = f"{claim.measured:.4g}" if claim.measured is not None else "–"
+    if claim.basis is not None:
+        b = claim.basis
+        verified = f"{b.verified:.4g}" if b.verified is not None else "–"
+        text = t["basis"].format(measured=f"{b.measured:.4g}", estimated=f"{b.estimated:.4g}", verified=verified,
+                                 unit=escape(b.unit))  # fmt: skip
+        measured += f'<br><small class="basis">{text}; {t["evidence_" + b.evidence]}</small>'
     reasons = "".join(f"<li>{escape(r.zh if lang == 'zh-CN' else r.en)}</li>" for r in claim.reasons)
     return (
         f"<tr><td>{escape(claim.id)}<br><small>{escape(claim.measure)}</small></td>"

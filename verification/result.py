@@ -71,6 +71,9 @@ class MeterAudit(_Model):
     rollovers: int
     duplicates: int  # readings repeating a timestamp, counted once
     excluded: float  # consumption excluded by the edit log (spikes), in the quantity's unit
+    # of `total`, what rests on the edit log rather than on consecutive readings of one meter: the use
+    # credited across recorded swaps (from the record) and at unexplained resets (the new reading)
+    estimated: float = 0.0
     findings: list[Text]
     reset_times: list[str] = Field(default_factory=list)  # ISO 8601 UTC: first reading after each reset
     replacements: list[ReplacementAudit] = Field(default_factory=list)  # recorded swaps in the period
@@ -93,6 +96,19 @@ class MeterStatus(_Model):
     overdue: bool
 
 
+class ClaimBasis(_Model):
+    """What a claim's figure rests on, in its meter's quantity over the period (docs/evidence.md)."""
+
+    device: str
+    quantity: str
+    unit: str
+    measured: float  # from consecutive readings of one meter, as it reported them
+    estimated: float  # credited by the edit log (recorded swaps, unexplained resets)
+    verified: float | None  # measured + estimated, when the verdict is verified or partly verified
+    evidence: Literal["intact", "changed", "not_checked"]  # the daily digests of its meter's days
+    changed_days: list[str] = Field(default_factory=list)  # "<device> <local date>" changed after digested
+
+
 class ClaimResult(_Model):
     """A claim's verdict with the measured figure and its uncertainty interval."""
 
@@ -109,6 +125,7 @@ class ClaimResult(_Model):
     verdict: Verdict
     reasons: list[Text]
     meters: list[MeterStatus] = Field(default_factory=list)  # the registered meters of the claim's facility
+    basis: ClaimBasis | None = None  # measured, estimated, verified (None: no meter data)
 
 
 class Charts(_Model):

@@ -25,6 +25,7 @@ from api.schemas import (
     VerificationRunPublic,
 )
 from api.workflow import claim_verdicts, overall
+from evidence.jobs import check as check_evidence
 from verification.engine import verify
 
 router = APIRouter(tags=["verification"])
@@ -81,7 +82,9 @@ def run_verification(
     """Run the verification engine on the metered data now and keep the result (evaluators, admins)."""
     principal.require(Role.EVALUATOR)
     _check_year(ctx, year)
-    result = verify(ctx.store, ctx.registry(), scoped.community.id, year)
+    # the daily digests of the year, recomputed: a claim resting on a day changed since is not verified
+    evidence = check_evidence(ctx.db, ctx.store, ctx.registry(), scoped.community.id, year)
+    result = verify(ctx.store, ctx.registry(), scoped.community.id, year, evidence.changed_days())
     now = ctx.now()
     with ctx.db.session() as s:
         row = VerificationRun(

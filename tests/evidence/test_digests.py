@@ -22,6 +22,7 @@ from jieshui.services import InfluxServer
 from simulators.backfill import backfill
 from store.influx import InfluxConfig, InfluxStore, Series
 from store.lineprotocol import Point
+from verification.engine import verify
 
 ROOT = Path(__file__).parents[2]
 COMMUNITY = "xinjing-6"
@@ -101,11 +102,25 @@ def test_edited_deleted_and_inserted_points_are_named_by_device_and_day(
         by_device["rw-controller"].message
         == f"1 points were added to its {by_device['rw-controller'].stored_points}"
     )
-    assert report.tampered() == {
-        "master-meter": {edited},
-        "river-pump-1": {deleted},
-        "rw-controller": {inserted},
-    }
+    changed = {device: days for device, days in report.changed_days().items() if days}
+    assert changed == {"master-meter": {edited}, "river-pump-1": {deleted}, "rw-controller": {inserted}}
+    assert report.changed_days()["car-wash-1"] == set()  # checked, intact
+
+    # and the verdicts resting on those days say so
+    result = verify(store, site, COMMUNITY, 2025, report.changed_days())
+    by_facility = {c.facility: c for c in result.claims}
+    river = by_facility["river-pump"]
+    assert river.verdict != "verified"
+    assert [r.en for r in river.reasons if r.code == "evidence_changed"] == [
+        f"the data of 1 day(s) changed after they were digested (river-pump-1 {deleted}): the claim cannot "
+        "rest on them until that is explained"
+    ]
+    assert river.basis is not None
+    assert (river.basis.evidence, river.basis.changed_days) == ("changed", [f"river-pump-1 {deleted}"])
+    wash = by_facility["car-wash"]
+    assert wash.basis is not None
+    assert wash.basis.evidence == "intact"
+    assert not [r for r in wash.reasons if r.code == "evidence_changed"]
 
     # the command says the same, and fails
     site_file, db_url = ROOT / "examples" / "community.yaml", db.url

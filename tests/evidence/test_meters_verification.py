@@ -93,6 +93,11 @@ def test_a_recorded_replacement_yields_the_true_consumption_across_the_swap() ->
     assert "recorded by 王丽" in replaced[0].en
     assert "换表" in replaced[0].zh
     assert "meter_reset" not in [r.code for r in claim.reasons]
+    # what the swap's record supplied is estimated (from the edit log), the rest measured; all verified
+    assert claim.basis is not None
+    assert claim.basis.estimated == pytest.approx(6 * PER_HOUR)
+    assert claim.basis.measured == pytest.approx(truth - 6 * PER_HOUR)
+    assert claim.basis.verified == pytest.approx(truth)
 
 
 def test_the_same_swap_without_a_record_is_flagged_as_an_unexplained_reset() -> None:
@@ -106,6 +111,9 @@ def test_the_same_swap_without_a_record_is_flagged_as_an_unexplained_reset() -> 
     # 08:00 and 10:30 is lost
     assert audit.total == pytest.approx(truth - 2.5 * PER_HOUR)
     assert claim.verdict == "not_verified"
+    assert claim.basis is not None
+    assert claim.basis.verified is None  # nothing verified
+    assert claim.basis.estimated > 0  # the guessed interval at the reset
     reset = next(r for r in claim.reasons if r.code == "meter_reset")
     assert reset.en.startswith("master-meter volume_m3: the totalizer fell back 1 time(s) (2025-06-10 14:00;")
     assert "with no replacement record" in reset.en

@@ -47,6 +47,16 @@ def test_honest_claims_are_verified_within_5_percent_of_the_truth(honest_year: S
         assert claim.interval is not None
         assert claim.interval[0] <= claim.measured <= claim.interval[1]  # type: ignore[operator]
     assert all(m.sufficient for m in result.meters)
+    # measured vs estimated vs verified: an honest year rests on the meters alone, digests not checked
+    river = claims["river-yearly"]
+    assert river.basis is not None
+    assert (river.basis.device, river.basis.quantity, river.basis.estimated) == (
+        "river-pump-1",
+        "volume_m3",
+        0.0,
+    )
+    assert river.basis.verified == river.basis.measured == pytest.approx(river.measured)
+    assert river.basis.evidence == "not_checked"
 
 
 @pytest.mark.parametrize("inflation", [1.3, 2.5])
