@@ -27,6 +27,7 @@ COPY verification/ verification/
 COPY api/ api/
 COPY programme/ programme/
 COPY grafana/ grafana/
+COPY evidence/ evidence/
 RUN python -m venv /opt/jieshui \
     && /opt/jieshui/bin/pip install --upgrade pip \
     && /opt/jieshui/bin/pip wheel --no-deps --wheel-dir /wheels . \
