@@ -510,6 +510,24 @@ def _check_community(
                 endpoint = ("tcp", conn.host, str(conn.port), str(conn.unit_id))
             elif isinstance(conn, ModbusRtu):
                 endpoint = ("rtu", conn.serial_port, str(conn.unit_id))
+                # one RS-485 line has one speed and framing: the collector opens it with the first
+                # device's settings, so a device set otherwise would never be understood
+                framing = ("rtu-line", conn.serial_port, str(conn.baudrate), conn.parity, str(conn.bytesize),
+                        str(conn.stopbits))  # fmt: skip
+                for known, first in endpoints.items():
+                    if known[:2] == framing[:2] and known != framing:
+                        theirs = (
+                            f"{known[2]} baud, parity {known[3]}, {known[4]} data bits, {known[5]} stop bits"
+                        )
+                        where = ".".join(map(str, first))
+                        why = (
+                            f"serial line {conn.serial_port} runs at {theirs} for {where}; every device "
+                            "on one line needs the same baudrate, parity, bytesize and stopbits"
+                        )
+                        problems.append(((*vp, "connection"), why))
+                        break
+                else:
+                    endpoints.setdefault(framing, vp)
             if endpoint is not None:
                 if endpoint in endpoints:
                     other = ".".join(map(str, endpoints[endpoint]))
