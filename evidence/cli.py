@@ -8,8 +8,6 @@ import json
 import sys
 from typing import Any
 
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
-
 
 def add_parser(sub: Any) -> None:
     """Add `evidence` and its actions to the top-level subparsers."""
@@ -66,6 +64,7 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 def _cmd_digest(args: argparse.Namespace) -> int:
     from evidence.jobs import record_digests, settled_through
     from jieshui.errors import StoreError
+    from jieshui.inventory import SHANGHAI
 
     site, db, store = _open(args)
     known = [c.id for _, c in site.communities()]
@@ -75,7 +74,8 @@ def _cmd_digest(args: argparse.Namespace) -> int:
         print(f"jieshui evidence digest: no community {', '.join(unknown)} in {args.site}", file=sys.stderr)
         return 2
     now = dt.datetime.now(dt.UTC)
-    through = args.through or settled_through(now.astimezone(SHANGHAI).date())
+    last = settled_through(now.astimezone(SHANGHAI).date())
+    through = min(args.through or last, last)  # a day the collector may still add to is never digested
     try:
         for community in wanted:
             added = record_digests(db, store, site, community, through, now)

@@ -3,8 +3,11 @@ changes its day's digest, and a digest row edited in SQL breaks the chain.
 
 For a device and an Asia/Shanghai day, every point InfluxDB holds for the device in that day becomes
 one canonical line (time in ns, the tag set, every field with its value, sorted), the lines are sorted,
-and the day's digest is the SHA-256 of their concatenation. Days without readings have a digest too
-(of nothing), so points inserted into an empty day are found. Each day's `chain` is
+and the day's digest is the SHA-256 of their concatenation. A day holds the readings of (00:00, 24:00]
+local time, the verification engine's rule (a reading at t closes the interval ending at t, which
+belongs to the day of t - 1 ns): the reading at midnight that closes a year is digested with that year.
+Days without readings have a digest too (of nothing), so points inserted into an empty day are found.
+Tag keys InfluxDB reports empty are left out. Each day's `chain` is
 SHA-256(previous chain + digest); the first day of a device chains to a genesis value naming the
 community and device. Pure functions over InfluxQL results (store.influx.Series); evidence.jobs does
 the I/O.
@@ -27,7 +30,7 @@ NS = 10**9
 DAY_NS = 86400 * NS
 SHANGHAI_OFFSET_NS = 8 * 3600 * NS
 EPOCH_DAY = dt.date(1970, 1, 1)
-FORMAT = "jieshui-evidence/1"
+FORMAT = "jieshui-evidence/2"
 EMPTY = hashlib.sha256(b"").hexdigest()
 
 
@@ -42,7 +45,8 @@ def day_of(number: int) -> dt.date:
 
 
 def day_bounds_ns(day: dt.date) -> tuple[int, int]:
-    """[start, end) of an Asia/Shanghai day in UTC nanoseconds."""
+    """(start, end] of an Asia/Shanghai day in UTC nanoseconds: its readings are those with
+    start < time <= end."""
     start = day_number(day) * DAY_NS - SHANGHAI_OFFSET_NS
     return start, start + DAY_NS
 
@@ -64,10 +68,12 @@ def canonical_lines(series: Iterable[Series]) -> dict[int, list[str]]:
     """Day number -> the canonical lines of the points of that day, from `GROUP BY *` results."""
     days: dict[int, list[str]] = {}
     for s in series:
-        tags = ",".join(f"{k}={v}" for k, v in sorted(s.tags.items()))
+        # InfluxDB 1.x fills tag keys a series lacks with "" under GROUP BY *, depending on the shards a
+        # query touched: line protocol has no empty tag values, so they are not part of the point
+        tags = ",".join(f"{k}={v}" for k, v in sorted(s.tags.items()) if v != "")
         names = sorted(s.columns)
         times = s.time.astype("int64")
-        local_days = (times + SHANGHAI_OFFSET_NS) // DAY_NS
+        local_days = (times - 1 + SHANGHAI_OFFSET_NS) // DAY_NS
         for i, t in enumerate(times):
             fields = []
             for name in names:

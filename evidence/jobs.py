@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from api.db import Database, EvidenceDigest
 from evidence.digest import (
@@ -27,7 +28,7 @@ from evidence.digest import (
     genesis,
     link,
 )
-from jieshui.inventory import Site
+from jieshui.inventory import SHANGHAI, Site
 from store.influx import InfluxStore, quote_ident, quote_literal
 
 #: The collector dead-letters readings older than 7 days (collector.pipeline.Limits.max_past_s): a day
@@ -70,7 +71,7 @@ def recompute(
         _, end = day_bounds_ns(b)
         series = store.query(
             f'SELECT * FROM {quote_ident(measurement)} WHERE "community" = {quote_literal(community)} '  # noqa: S608  # noqa: S608
-            f'AND "device" = {quote_literal(device)} AND time >= {start} AND time < {end} GROUP BY *'
+            f'AND "device" = {quote_literal(device)} AND time > {start} AND time <= {end} GROUP BY *'
         )
         out.extend(digest_days(canonical_lines(series), a, b))
     return out
@@ -85,7 +86,7 @@ def first_day(store: InfluxStore, measurement: str, community: str, device: str)
     if not rows or len(rows[0]) == 0:
         return None
     t = int(rows[0].time.astype("int64")[0])
-    return day_of((t + SHANGHAI_OFFSET_NS) // DAY_NS)
+    return day_of((t - 1 + SHANGHAI_OFFSET_NS) // DAY_NS)  # (00:00, 24:00]: evidence.digest
 
 
 def _stored(db: Database, community: str, device: str, through: dt.date | None = None) -> list[StoredDay]:
@@ -103,7 +104,9 @@ def record_digests(
     db: Database, store: InfluxStore, site: Site, community: str, through: dt.date, now: dt.datetime
 ) -> dict[str, int]:
     """Digest every day of every device of `community` from the day after its last digest (or its first
-    reading) through `through`; append the rows. Returns the days added per device."""
+    reading) through `through`, but never past the last settled day at `now`; append the rows. Returns
+    the days added per device (0 for a device another run digested at the same time)."""
+    through = min(through, settled_through(now.astimezone(SHANGHAI).date()))
     added: dict[str, int] = {}
     for device, measurement in devices_of(site, community):
         stored = _stored(db, community, device)
@@ -119,11 +122,15 @@ def record_digests(
             added[device] = 0
             continue
         days = recompute(store, measurement, community, device, start, through)
-        with db.session() as s:
-            for day in days:
-                previous = link(previous, day.digest)
-                s.add(EvidenceDigest(community=community, device=device, day=day.day, points=day.points,
-                                     digest=day.digest, chain=previous, computed_at=now))  # fmt: skip
+        try:
+            with db.session() as s:
+                for day in days:
+                    previous = link(previous, day.digest)
+                    s.add(EvidenceDigest(community=community, device=device, day=day.day, points=day.points,
+                                         digest=day.digest, chain=previous, computed_at=now))  # fmt: skip
+        except IntegrityError:  # another run digested these days first: its rows stand, the chain holds
+            added[device] = 0
+            continue
         added[device] = len(days)
     return added
 

@@ -225,8 +225,9 @@ def _meter(
         shown = ", ".join(times) + (f" (+{more})" if more > 0 else "")
         findings.append(say("meter_reset", meter=meter, count=len(use.resets), times=shown))
     swap_audits = _swap_audits(meter, use, recorded, findings)
-    in_period = [i for i in use.resets if a < int(use.time_ns[i]) <= b]
-    estimated = float(sum(float(use.delta[i]) for i in in_period)) + sum(x.use or 0.0 for x in swap_audits)
+    # the edit log's part of the total: the guessed use at unexplained resets and the use credited
+    # across recorded swaps (once per interval, however many swaps it holds)
+    estimated = float(sum(float(use.delta[i]) for i in use.resets)) + sum(x.use for x in use.swapped)
     excluded = float(daily[spike_days].sum()) if len(spike_days) else 0.0
     total = float(daily.sum())
     if total > 0 and excluded / total > 0.1:
@@ -685,7 +686,7 @@ def _verdict(
         return result("insufficient_data")
     device_id, metered = found
     audit = metered.audit
-    checked = evidence is not None and any(dev in evidence for dev in devices)
+    checked = evidence is not None and device_id in evidence
     unit = find_profile(devices[device_id].profile).quantity[quantity].unit
     basis = ClaimBasis(
         device=device_id, quantity=quantity, unit=unit,

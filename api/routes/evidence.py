@@ -13,9 +13,9 @@ from api.auth import audit
 from api.deps import CtxDep, PrincipalDep, ScopedDep
 from api.routes.verification import Year, _check_year
 from evidence.jobs import EvidenceReport, check, record_digests, settled_through
+from jieshui.inventory import SHANGHAI
 
 router = APIRouter(tags=["evidence"])
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 
 class DigestRun(BaseModel):

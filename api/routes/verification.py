@@ -83,8 +83,9 @@ def run_verification(
     principal.require(Role.EVALUATOR)
     _check_year(ctx, year)
     # the daily digests of the year, recomputed: a claim resting on a day changed since is not verified
-    evidence = check_evidence(ctx.db, ctx.store, ctx.registry(), scoped.community.id, year)
-    result = verify(ctx.store, ctx.registry(), scoped.community.id, year, evidence.changed_days())
+    site = ctx.registry()  # one snapshot for both
+    evidence = check_evidence(ctx.db, ctx.store, site, scoped.community.id, year)
+    result = verify(ctx.store, site, scoped.community.id, year, evidence.changed_days())
     now = ctx.now()
     with ctx.db.session() as s:
         row = VerificationRun(

@@ -54,7 +54,7 @@ def week(influx_server: InfluxServer, site: Site, tmp_path: Path) -> Iterator[tu
 def _point_on(store: InfluxStore, measurement: str, device: str, day: dt.date) -> tuple[int, dict[str, str]]:
     start, end = digest.day_bounds_ns(day)
     (series,) = store.query(
-        f"SELECT * FROM \"{measurement}\" WHERE device = '{device}' AND time >= {start} AND time < {end} "
+        f"SELECT * FROM \"{measurement}\" WHERE device = '{device}' AND time > {start} AND time <= {end} "
         "GROUP BY * LIMIT 1"
     )
     return int(series.time.astype("int64")[0]), dict(series.tags)
@@ -175,9 +175,9 @@ def _series(times: list[int], **columns: list[object]) -> Series:
         k: np.array(v, dtype=np.float64 if all(isinstance(x, float) for x in v) else object)
         for k, v in columns.items()
     }
-    return Series(
-        "m", {"device": "d", "community": "c"}, np.array(times, dtype=np.int64).astype("datetime64[ns]"), cols
-    )
+    # `meter` is a tag key another series has: InfluxDB reports it empty here (GROUP BY *)
+    tags = {"device": "d", "community": "c", "meter": ""}
+    return Series("m", tags, np.array(times, dtype=np.int64).astype("datetime64[ns]"), cols)
 
 
 def test_canonical_lines_are_stable_and_days_are_shanghai_days() -> None:
@@ -185,20 +185,22 @@ def test_canonical_lines_are_stable_and_days_are_shanghai_days() -> None:
     start, end = digest.day_bounds_ns(day)
     assert start == int(dt.datetime(2025, 3, 1, 16, tzinfo=dt.UTC).timestamp()) * 10**9  # 00:00 UTC+8
     lines = digest.canonical_lines(
-        [_series([start, end - 1, end], v=[1.0, 2.5, float("nan")], s=["a", "b", "c"])]
+        [_series([start, start + 1, end, end + 1], v=[0.5, 1.0, 2.5, float("nan")], s=["z", "a", "b", "c"])]
     )
     number = digest.day_number(day)
+    # a day holds (00:00, 24:00]: the reading at midnight closes the day before, as in verification
+    assert lines[number - 1] == [f'{start}|community=c,device=d|s="z",v=0.5']
     assert lines[number] == [
-        f'{start}|community=c,device=d|s="a",v=1.0',
-        f'{end - 1}|community=c,device=d|s="b",v=2.5',
+        f'{start + 1}|community=c,device=d|s="a",v=1.0',
+        f'{end}|community=c,device=d|s="b",v=2.5',
     ]
-    assert lines[number + 1] == [f'{end}|community=c,device=d|s="c"']  # NaN: the field is absent
+    assert lines[number + 1] == [f'{end + 1}|community=c,device=d|s="c"']  # NaN: the field is absent
     days = digest.digest_days(lines, day, day + dt.timedelta(days=2))
     assert [d.points for d in days] == [2, 1, 0]
     assert days[2].digest == digest.EMPTY
     # the order InfluxDB returns series in does not matter
     again = digest.digest_days(
-        digest.canonical_lines([_series([end - 1, start], v=[2.5, 1.0], s=["b", "a"])]), day, day
+        digest.canonical_lines([_series([end, start + 1], v=[2.5, 1.0], s=["b", "a"])]), day, day
     )
     assert again[0] == days[0]
 

@@ -50,7 +50,7 @@ def test_digest_check_tamper_and_the_verdict_says_so(api: Api) -> None:
     store = api.ctx.store
     start, end = day_bounds_ns(dt.date(2025, 12, 22))
     (series,) = store.query(
-        f"SELECT volume_m3 FROM water_meter WHERE device = 'master-meter' AND time >= {start} AND time < {end} "
+        f"SELECT volume_m3 FROM water_meter WHERE device = 'master-meter' AND time > {start} AND time <= {end} "
         "GROUP BY * LIMIT 1"
     )
     t = int(series.time.astype("int64")[0])
