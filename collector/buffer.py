@@ -30,7 +30,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from collector.pipeline import DeviceState
@@ -147,7 +147,8 @@ class Buffer:
                 cur.execute("UPDATE device_state SET state = ? WHERE device = ?", (state.to_json(), device))
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            if self._db.in_transaction:
+                cur.execute("ROLLBACK")
             raise
 
     def close(self) -> None:
@@ -184,6 +185,42 @@ class Buffer:
                 f"{self._depth} still pending for InfluxDB"
             ) from exc
         return len(batch)
+
+    def replace_refused(
+        self, ids: Sequence[int], dead_letters: Sequence[str], counts: Mapping[str, int]
+    ) -> None:
+        """In one transaction: delete a written batch's lines (`ids`) and store the dead letters of the
+        ones InfluxDB refused for good. Never refused for the bound: each dead letter takes the place of
+        a line of the batch. Raise BufferDiskFull on a full disk (nothing changes; tried again later)."""
+        cur = self._db.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.executemany("DELETE FROM pending WHERE id = ?", ((i,) for i in ids))
+                removed = cur.rowcount
+                now = time.time_ns()
+                cur.executemany(
+                    "INSERT INTO pending (line, created_ns) VALUES (?, ?)", ((x, now) for x in dead_letters)
+                )
+                for name, increment in counts.items():
+                    cur.execute(
+                        "INSERT INTO counter (name, value) VALUES (?, ?) "
+                        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                        (name, increment),
+                    )
+                cur.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    cur.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            if not _disk_full(exc):
+                raise
+            self._on_disk_full(exc)
+            raise BufferDiskFull(
+                f"buffer {self.path}: the disk is full; refused lines kept for later"
+            ) from exc
+        self._depth = max(0, self._depth - max(removed, 0) + len(dead_letters))
 
     def _commit(
         self, batch: list[str], states: Mapping[str, DeviceState] | None, counts: Mapping[str, int] | None
@@ -282,8 +319,12 @@ class Buffer:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         # room for the reserve and as much again for readings: else the next commit fills the disk
         # again at once (the reserve released is itself free space)
-        disk = os.statvfs(self.path.parent)
-        if disk.f_bavail * disk.f_frsize < 2 * self.reserve_bytes or not self._take_reserve():
+        try:
+            disk = os.statvfs(self.path.parent)
+            if disk.f_bavail * disk.f_frsize < 2 * self.reserve_bytes or not self._take_reserve():
+                return False
+        except OSError as exc:  # the disk went read-only or away: still refusing, and saying why
+            log.error("buffer %s: cannot take the reserve back: %s", self.path, exc)
             return False
         log.warning(
             "buffer %s: there is room on the disk again after %.0f s; accepting readings",
@@ -398,18 +439,6 @@ class Buffer:
             if cur.rowcount <= 0:
                 return removed
             removed += cur.rowcount
-
-    def remove(self, ids: Iterable[int]) -> None:
-        """Delete specific pending lines (a batch split around a refused line), one transaction each."""
-        params = [(i,) for i in ids]
-        try:
-            cur = self._db.executemany("DELETE FROM pending WHERE id = ?", params)
-        except sqlite3.OperationalError as exc:
-            if not _disk_full(exc):
-                raise
-            self._on_disk_full(exc)
-            cur = self._db.executemany("DELETE FROM pending WHERE id = ?", params)  # room now; else raise
-        self._depth = max(0, self._depth - max(cur.rowcount, 0))
 
     @property
     def depth(self) -> int:

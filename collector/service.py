@@ -511,7 +511,8 @@ class Collector:
                     # InfluxDB refused some lines for good (a type conflict, an unparsable line): find
                     # them one by one, dead-letter them, keep the rest.
                     self._write_failed(exc, "rejected", failing=True)
-                    await self._isolate(store, write.rows)
+                    if not await self._isolate(store, write.rows):
+                        await asyncio.sleep(backoff.next_delay())  # not a busy loop over the same batch
                 continue
             took = time.monotonic() - write.started
             self.metrics.write_seconds.observe(took)
@@ -545,7 +546,9 @@ class Collector:
                 "InfluxDB write failed (%s): %s; keeping %d lines and retrying", kind, exc, self.buffer.depth
             )
 
-    async def _isolate(self, store: InfluxStore, rows: list[tuple[int, str]]) -> None:
+    async def _isolate(self, store: InfluxStore, rows: list[tuple[int, str]]) -> bool:
+        """Write a refused batch line by line; dead-letter the lines refused for good and remove the
+        batch in one transaction. False when that could not be done now (InfluxDB gone, disk full)."""
         good: list[int] = []
         dead: list[str] = []
         for row_id, line in rows:
@@ -553,17 +556,17 @@ class Collector:
                 await asyncio.to_thread(store.write_body, line.encode())
             except StoreError as exc:
                 if exc.retryable:
-                    return  # InfluxDB went away meanwhile: try the whole batch again later
+                    return False  # InfluxDB went away meanwhile: try the whole batch again later
                 letter = DeadLetter(None, time.time_ns(), "store_rejected", str(exc), line)
                 dead.append(letter.point(self.config.collector_id).to_line())
             good.append(row_id)
         try:
-            self.buffer.commit(dead, counts={"dead_letter:store_rejected": len(dead)})
+            self.buffer.replace_refused(good, dead, {"dead_letter:store_rejected": len(dead)})
         except BufferFull as exc:
             log.error("%s; isolating the refused lines again later", exc)
-            return
-        self.buffer.remove(good)
+            return False
         self.metrics.dead_letters.labels("store_rejected").inc(len(dead))
+        return True
 
     # -- health ---------------------------------------------------------------------------------
     def health(self, oldest_age_s: float | None = None) -> dict[str, object]:

@@ -41,9 +41,25 @@ def test_lines_leave_only_when_removed_in_order(tmp_path: Path) -> None:
     rows = buffer.peek(3)
     assert buffer.remove_through(rows[-1][0]) == 3
     assert [line for _, line in buffer.peek(10)] == ["m v=3 3", "m v=4 4"]
-    buffer.remove([buffer.peek(1)[0][0]])
+    buffer.replace_refused([buffer.peek(1)[0][0]], [], {})
     assert buffer.depth == 1
     assert buffer.oldest_age_s() >= 0
+
+
+def test_a_refused_batch_is_replaced_by_its_dead_letters_even_in_a_full_buffer(tmp_path: Path) -> None:
+    buffer = Buffer(tmp_path / "b.sqlite3", max_lines=3, reserve_bytes=0)
+    buffer.commit(["a v=1 1", "a v=2 2", "a v=3 3"])  # full: the bound is reached
+    batch = [row_id for row_id, _ in buffer.peek(2)]
+    # the batch's second line was refused for good: its dead letter replaces the batch, atomically
+    buffer.replace_refused(
+        batch, ['dead_letter,reason=store_rejected raw="a v=2 2" 9'], {"dead_letter:store_rejected": 1}
+    )
+    assert [line for _, line in buffer.peek(10)] == [
+        "a v=3 3",
+        'dead_letter,reason=store_rejected raw="a v=2 2" 9',
+    ]
+    assert buffer.depth == 2
+    assert buffer.counters() == {"dead_letter:store_rejected": 1}
 
 
 def test_requests_merge_as_the_profile_allows() -> None:
