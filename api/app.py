@@ -1,7 +1,8 @@
 """The FastAPI application: `create_app(context)`; `jieshui api` serves it with uvicorn.
 
-Only /docs, /openapi.json and /healthz answer without a key (and /auth/token, which takes the key in
-its form); every other route depends on the caller (`api.deps.PrincipalDep`). An address with too many
+Only /docs, /openapi.json, /healthz and the community display pages (/display/<token>, whose link is
+the secret: api/routes/display.py) answer without a key (and /auth/token, which takes the key in its
+form); every other route depends on the caller (`api.deps.PrincipalDep`). An address with too many
 failed authentications is refused on every route but /healthz (`api.ratelimit`).
 """
 
@@ -12,7 +13,18 @@ from fastapi import Depends, FastAPI
 from api import errors
 from api.deps import ApiContext, count_failed_authentications, refuse_blocked
 from api.errors import ErrorResponse
-from api.routes import admin, evidence, meters, programme, registry, series, signing, status, verification
+from api.routes import (
+    admin,
+    display,
+    evidence,
+    meters,
+    programme,
+    registry,
+    series,
+    signing,
+    status,
+    verification,
+)
 
 DESCRIPTION = """\
 节水型小区 telemetry and verification: registry, live status and alerts for property managers,
@@ -67,6 +79,17 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.state.ctx = ctx
     errors.install(app)
     count_failed_authentications(app)
-    for module in (admin, registry, status, series, verification, programme, meters, signing, evidence):
+    for module in (
+        admin,
+        registry,
+        status,
+        series,
+        verification,
+        programme,
+        meters,
+        signing,
+        evidence,
+        display,
+    ):
         app.include_router(module.router)
     return app

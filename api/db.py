@@ -1,7 +1,8 @@
 """The API's writable state in SQL (SQLAlchemy 2): keys, tokens, alerts, verification runs, evaluator
-decisions, the audit log, and the evidence (meter registry, replacement events, daily digests, signing
-keys and signatures). SQLite file by default, PostgreSQL when `JIESHUI_DB_URL` names one; the
-schema is created and moved forward by Alembic (`api/migrations`), never by `create_all`.
+decisions, the audit log, the evidence (meter registry, replacement events, daily digests, signing
+keys and signatures) and the settings of the communities' public display pages. SQLite file by default,
+PostgreSQL when `JIESHUI_DB_URL` names one; the schema is created and moved forward by Alembic
+(`api/migrations`), never by `create_all`.
 
 Times are stored as naive UTC (SQLite keeps no zone) and come back as aware UTC datetimes.
 """
@@ -316,6 +317,23 @@ class Signature(Base):
     signed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class DisplaySetting(Base):
+    """A community's public display page (api/routes/display.py): whether it is on, and the SHA-256 of
+    the secret in its link (`/display/<token>`). The token is shown once, when it is made; only its hash
+    is kept, as for keys, so a copy of the database opens no page."""
+
+    __tablename__ = "display_settings"
+
+    community: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=False)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    token_created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    created_by: Mapped[str] = mapped_column(String(64))  # key id
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_by: Mapped[str] = mapped_column(String(64))
 
 
 def make_engine(url: str) -> Engine:

@@ -140,6 +140,18 @@ ERRORS: dict[str, tuple[int, str, str]] = {
         "{community} {year} 年尚未运行核验",
         "verification has not been run for {community} {year}",
     ),
+    # the public display pages (api/routes/display.py): one answer for an unknown link and a page
+    # that is off; a store that does not answer, without its address
+    "display_not_found": (
+        404,
+        "此链接没有展示页，或该小区的展示页未开启",
+        "there is no display page at this link, or the community's display page is turned off",
+    ),
+    "display_unavailable": (
+        503,
+        "展示数据暂时无法获取，请稍后再试",
+        "the display's figures cannot be fetched now; try again later",
+    ),
     "not_found": (404, "路径 {path} 不存在", "path {path} does not exist"),
     "method_not_allowed": (405, "{path} 不支持方法 {method}", "method {method} is not allowed on {path}"),
     "not_acceptable": (406, "无法提供所请求的格式", "the requested format cannot be served"),

@@ -203,3 +203,45 @@ def dead_letters(store: InfluxStore, community: str, start_ns: int, end_ns: int)
             )
         )
     return out
+
+
+#: Washes that name no vehicle class (the unit's `vehicle_class` is optional) are kept under this key.
+UNCLASSIFIED = ""
+
+
+def washes_per_day(
+    store: InfluxStore,
+    profile: Profile,
+    community: str,
+    device: str,
+    classes: tuple[str, ...],
+    start_ns: int,
+    end_ns: int,
+) -> dict[str, tuple[I64, F64, F64]]:
+    """A car-wash unit's washes per local day (Asia/Shanghai) in [start, end], per vehicle class:
+    (day starts, washes, fresh litres). A wash is a point with `wash_l` (the unit's per-wash message;
+    its status messages carry none); InfluxDB counts and sums them per day and class (`vehicle_class`
+    is a field, so one query per class), and the washes that name no class are the day's total less
+    the classified ones (under `UNCLASSIFIED`)."""
+
+    def per_day(where: str, params: dict[str, object]) -> tuple[I64, F64, F64]:
+        found = store.query(
+            f"SELECT COUNT(wash_l) AS n, SUM(wash_l) AS l FROM {quote_ident(str(profile.kind))} "  # noqa: S608
+            f"WHERE community = $c AND device = $d AND time >= $a AND time <= $b{where} "
+            "GROUP BY time(1d) fill(none) tz('Asia/Shanghai')",
+            params={"c": community, "d": device, "a": start_ns, "b": end_ns, **params},
+        )
+        if not found or len(found[0]) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
+        s = found[0]
+        return s.time.astype(np.int64), np.nan_to_num(s.values("n")), np.nan_to_num(s.values("l"))
+
+    out = {cls: per_day(" AND vehicle_class = $v", {"v": cls}) for cls in classes}
+    days, washes, litres = per_day("", {})
+    rest_washes, rest_litres = washes.copy(), litres.copy()
+    for cls_days, cls_washes, cls_litres in out.values():
+        at = np.searchsorted(days, cls_days)  # every classified day is a day of the total
+        rest_washes[at] -= cls_washes
+        rest_litres[at] -= cls_litres
+    out[UNCLASSIFIED] = (days, np.maximum(rest_washes, 0.0), np.maximum(rest_litres, 0.0))
+    return out

@@ -3,8 +3,9 @@
 Secrets never reach a log line: `configure_logging` installs a log record factory that masks them in
 every record of the process, whichever logger made it and whichever handler writes it (uvicorn's access
 log has handlers of its own): credentials in URLs (`mqtt://user:***@host`), API keys' secrets
-(`jsk_<id>_***`) and bearer tokens (`jst_***`), HTTP credentials (`Basic ***`, `Bearer ***`), secrets
-in query strings and forms (`p=***`, `client_secret=***`), and the values of the secret settings in the
+(`jsk_<id>_***`), bearer tokens (`jst_***`), the secrets of display pages' links (`jsd_***`), HTTP
+credentials (`Basic ***`, `Bearer ***`), secrets in query strings and forms (`p=***`,
+`client_secret=***`), and the values of the secret settings in the
 environment (InfluxDB password and token, the MQTT device secret and the collector's password, the
 passwords in JIESHUI_*_URL). The message, its arguments and a traceback's text are masked, so a
 secret inside an exception's message is masked too (tests/security/test_secrets_in_logs.py).
@@ -32,6 +33,8 @@ PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # an API key (its id is public) and a bearer token (jst_ and the secret alone)
     (re.compile(r"\b(jsk_[0-9A-Za-z]{1,16}_)[A-Za-z0-9_-]+"), rf"\g<1>{MASK}"),
     (re.compile(r"\bjst_[A-Za-z0-9_-]+"), f"jst_{MASK}"),
+    # the secret of a community display page's link (/display/jsd_...: uvicorn's access log has it)
+    (re.compile(r"\bjsd_[A-Za-z0-9_-]+"), f"jsd_{MASK}"),
     # HTTP credentials (Authorization: Basic / Bearer / Token ...)
     (re.compile(r"\b(Basic|Bearer|Token)(\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\g<1>\g<2>{MASK}"),
     # secrets in a query string or a form (InfluxDB 1.x takes u= and p=; OAuth2 forms client_secret=)

@@ -9,10 +9,12 @@ together, so one run lists all of them. A district's routes are also asked about
 not exist, and by a manager of none of its communities: 404, as a district they may not see (unless
 their role may not use the route at all: 403 first, whatever the district).
 
-Rules (api/auth.py): only the documentation and /healthz answer without a key (/auth/token takes the key
-in its form); admin does everything; evaluator reads everything and runs verifications and records
-decisions, but does no key/audit administration and acknowledges no alerts; a manager sees only their
-communities, and another community (or another community's alert) is 404, exactly as a missing one.
+Rules (api/auth.py): only the documentation, /healthz and the community display pages (whose link is the
+secret) answer without a key (/auth/token takes the key in its form); admin does everything; evaluator
+reads everything and runs verifications and records decisions, but does no key/audit administration and
+acknowledges no alerts; a manager sees only their communities, and another community (or another
+community's alert) is 404, exactly as a missing one. A community's display page is turned on by admins;
+its link is replaced by admins and the community's managers; every role reads whether it is on.
 The programme (docs/programme.md): every role reads cycles, forms (a manager only their communities'
 rows), evaluations and naming lists; only admins set a cycle or import a district's form (district-wide,
 so a manager is refused even for their own district); evaluators and admins fill in evaluations.
@@ -191,6 +193,25 @@ def _check_form_rows(m: Matrix, cell: Cell, r: httpx.Response) -> str | None:
 
 def _check_naming(m: Matrix, cell: Cell, r: httpx.Response) -> str | None:
     return _same("naming rows", {x["community"] for x in r.json()["rows"]}, _visible(m, cell))
+
+
+def _check_display_page(m: Matrix, cell: Cell, r: httpx.Response) -> str | None:
+    if r.headers.get("x-robots-tag") != "noindex, nofollow":
+        return f"X-Robots-Tag {r.headers.get('x-robots-tag')}"
+    return None if _NAMES[OWN] in r.text else "not the page of OWN"
+
+
+def _check_display(link: Callable[[Cell], bool]) -> Callable[[Matrix, Cell, httpx.Response], str | None]:
+    """A community's display settings, with its link only in the answer that made it."""
+
+    def check(m: Matrix, cell: Cell, r: httpx.Response) -> str | None:
+        body = r.json()
+        if body["community"] != cell.community:
+            return f"community {body['community']}, want {cell.community}"
+        shown = body["link"] is not None and body["path"].startswith("/display/jsd_")
+        return None if shown == link(cell) else f"link {body['link']!r}"
+
+    return check
 
 
 # --- the programme's bodies --------------------------------------------------------------------------
@@ -384,6 +405,29 @@ ROWS: dict[tuple[str, str], Row] = {
         "community", check=_check_community_field("community")
     ),
     ("POST", "/communities/{community_id}/digests"): Row("community", evaluator=False, manager=False),
+    # display (api/routes/display.py)
+    # The page and its figures are public: whoever has the link, whatever key comes along (none is
+    # looked at). OWN's page is on (`_matrix`); these rows come before the one that replaces its link.
+    ("GET", "/display/{token}"): Row("public", content_type="text/html", check=_check_display_page),
+    ("GET", "/display/{token}/data"): Row(
+        "public",
+        check=lambda m, cell, r: None if r.json()["name"] == _NAMES[OWN] else f"name {r.json()['name']}",
+    ),
+    ("GET", "/communities/{community_id}/display"): Row(
+        "community", check=_check_display(lambda cell: False)
+    ),
+    # turned on: OWN's page is on already (no new link), OTHER's is made now (its link, once)
+    ("PUT", "/communities/{community_id}/display"): Row(
+        "community",
+        evaluator=False,
+        manager=False,
+        json={"enabled": True},
+        check=_check_display(lambda cell: cell.community == OTHER),
+    ),
+    # a manager replaces their own community's link (the screens are theirs); admins any
+    ("POST", "/communities/{community_id}/display/token"): Row(
+        "community", evaluator=False, check=_check_display(lambda cell: True)
+    ),
 }
 
 NO_KEY = Cell("no key", None)
@@ -487,6 +531,7 @@ class Matrix:
     api: Api
     all_communities: set[str]
     alert_ids: dict[str, int] = field(default_factory=dict)
+    display_token: str = ""  # the link of OWN's display page
 
     def throwaway_key(self) -> tuple[str, str]:
         r = self.api.post("/keys", json={"role": "evaluator", "label": "authz throwaway"})
@@ -504,6 +549,7 @@ class Matrix:
             district_id=MISSING_DISTRICT if missing_district else DISTRICT,
             alert_id=alert,
             key_id=key_id,
+            token=self.display_token,
         )
 
     def request(self, method: str, path: str, row: Row, cell: Cell) -> tuple[httpx.Response, str, str]:
@@ -542,8 +588,9 @@ def _error_code(r: httpx.Response) -> str | None:
 @contextmanager
 def _matrix(district: District, db_url: str) -> Iterator[Matrix]:
     """An API one minute after NOW, with a fault alert open in OWN and in OTHER (points of our own,
-    deleted afterwards), a verification run of YEAR for each, and the district's application form of
-    FORM_YEAR naming both (so every role's view of the form has rows to filter)."""
+    deleted afterwards), a verification run of YEAR for each, the district's application form of
+    FORM_YEAR naming both (so every role's view of the form has rows to filter), and OWN's display page
+    turned on."""
     api = make_api(district, db_url, now=LATER)
     api.keys["garbage"] = GARBAGE_KEY
     api.keys["garbage_token"] = GARBAGE_TOKEN  # sent as a bearer token (and as the form's secret)
@@ -570,6 +617,11 @@ def _matrix(district: District, db_url: str) -> Iterator[Matrix]:
             f"/districts/{DISTRICT}/forms/{FORM_YEAR}", content=FORM, headers={"Content-Type": XLSX}
         )
         assert form.status_code == 200, form.text
+        display = api.client.put(
+            f"/communities/{OWN}/display", json={"enabled": True}, headers=api.headers("admin")
+        )
+        assert display.status_code == 200, display.text
+        m.display_token = display.json()["path"].rsplit("/", 1)[1]
         yield m
     finally:
         district.store.execute(f"DELETE FROM rainwater_system WHERE collector = '{COLLECTOR}'")

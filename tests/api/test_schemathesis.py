@@ -7,7 +7,8 @@ positive and negative), derandomized. Each request is authenticated, as admin, e
 the key is a function of the case, so a failure replays with the same key. About half the fuzzed cases
 have their parameters swapped for values that exist (a community and one of its devices and
 quantities, a district, a year with a verification run, an alert, a key the fuzzer may revoke, a
-range of backfilled time), so requests reach the handlers' real work and not only their 404s.
+range of backfilled time, the link of a community's display page), so requests reach the handlers' real
+work and not only their 404s.
 
 The programme's routes get the same: a real district, years with an open and a closed application
 form, real communities for evaluations, a valid cycle for PUT /cycles, the forms' `form` kinds. The
@@ -123,6 +124,9 @@ DISTRICTS = [d.id for d in SITE.districts]
 SPARE_KEYS: list[str] = []
 KEY_TEXTS: list[str] = []
 ALERT_IDS: list[int] = []
+#: The links' secrets of the communities' display pages, all turned on by `fuzz_api` (the fuzzer may
+#: replace a link or turn a page off: then that token is a 404, as documented).
+DISPLAY_TOKENS: list[str] = []
 
 
 # --- forms ---------------------------------------------------------------------------------------
@@ -341,6 +345,7 @@ def _real(case: Case, valid_upload: int | None = None) -> st.SearchStrategy[Case
             "district_id": draw(st.sampled_from(DISTRICTS)),
             "key_id": draw(st.sampled_from(SPARE_KEYS)),
             "alert_id": draw(st.sampled_from(ALERT_IDS)),
+            "token": draw(st.sampled_from(DISPLAY_TOKENS)),
             # 2027 is in the future: 422 for a verification; its applications are open
             "year": draw(st.sampled_from(FORM_YEARS if label == UPLOAD else [YEAR, YEAR + 1, YEAR + 2])),
             "form": draw(st.sampled_from([str(k) for k in FormKind])),
@@ -459,6 +464,13 @@ def fuzz_api(
         f"/communities/{OWN}/evaluations/{YEAR}", json=evaluation, headers=made.headers("admin")
     )
     assert put.status_code == 200, put.text
+    DISPLAY_TOKENS[:] = []
+    for _, community in SITE.communities():
+        display = made.client.put(
+            f"/communities/{community.id}/display", json={"enabled": True}, headers=made.headers("admin")
+        )
+        assert display.status_code == 200, display.text
+        DISPLAY_TOKENS.append(display.json()["path"].rsplit("/", 1)[1])
     APP.state.ctx = made.ctx
     yield made
     APP.state.ctx = None

@@ -454,6 +454,7 @@ SECRET = "s3cr3t-" + "Xy9" * 8
         f'127.0.0.1:5000 - "GET /me?api_key=jsk_0123456789ab_{SECRET} HTTP/1.1" 401',
         f"X-API-Key: jsk_0123456789ab_{SECRET}",
         f"Authorization: Bearer jst_{SECRET}",
+        f'127.0.0.1:5000 - "GET /display/jsd_{SECRET}/data?lang=en HTTP/1.1" 200',  # a display page's link
         f"Authorization: Basic {_b64('admin:' + SECRET)}",
         f"Authorization: Token {SECRET}",
         f"POST /query?u=admin&p={SECRET}&q=SHOW+DATABASES",
