@@ -128,6 +128,8 @@ class Collector:
         self.buffer = Buffer(
             config.buffer_path, config.buffer_max_lines, config.buffer_sync, config.buffer_reserve_bytes
         )
+        # read at every scrape: the gauge cannot disagree with the buffer (or with /healthz)
+        self.metrics.buffer_disk_full.set_function(lambda: float(self.buffer.disk_full_since is not None))
         self.states = self.buffer.states()
         self.devices: dict[str, DeviceRef] = {}
         self._seen: dict[str, _DeviceSeen] = {}
@@ -317,10 +319,8 @@ class Collector:
         try:
             self.buffer.commit(batch.lines, batch.states, batch.counts)
         except BufferFull as exc:
-            self.metrics.buffer_disk_full.set(1 if isinstance(exc, BufferDiskFull) else 0)
             self._on_buffer_full(items, exc)
             return
-        self.metrics.buffer_disk_full.set(0)
         self.states.update(batch.states)
         for name, n in batch.counts.items():
             if name.startswith("accepted_"):
@@ -522,7 +522,6 @@ class Collector:
             except BufferDiskFull as exc:
                 # written but not deleted: sent again once the disk lets us delete (stored once)
                 log.error("%s; writing them again later", exc)
-                self.metrics.buffer_disk_full.set(1)
                 await _settle(inflight)
                 after = 0
                 await asyncio.sleep(backoff.next_delay())

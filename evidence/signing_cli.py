@@ -75,6 +75,10 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     public_out = out.with_suffix(".pub")
+    if public_out == out:  # `--out k.pub`: the public key would be written over the private one
+        raise _Invalid(
+            f"{out} ends in .pub, where the public key goes: name the private key otherwise (k.pem)"
+        )
     encrypt = args.encrypt or bool(os.environ.get(PASSPHRASE_ENV))
     passphrase = _passphrase("passphrase for the new key: ", confirm=True) if encrypt else None
     pem, public = generate_key(passphrase)

@@ -285,6 +285,10 @@ def test_the_command_line_signs_and_verifies_against_the_database_and_offline(tm
     fp = fingerprint(base64.b64decode(public))
     assert f"fingerprint: {fp}" in made.stdout
     assert _jieshui("keygen", "--out", str(key)).returncode == 2  # never over an existing key
+    clash = _jieshui("keygen", "--out", str(tmp_path / "other.pub"))  # the .pub would overwrite it
+    assert clash.returncode == 2
+    assert "ends in .pub, where the public key goes" in clash.stderr
+    assert not (tmp_path / "other.pub").exists()
 
     verdict = tmp_path / "verdict.json"
     verdict.write_bytes(VERDICT)
