@@ -61,6 +61,10 @@ def test_status_is_retained_and_goes_offline_on_stop(
     tmp_path: Path, mosquitto_server: MosquittoServer
 ) -> None:
     site = make_site(tmp_path, "tcp")
+    # the session's broker may retain an earlier test's "offline" for this device: clear it, so the first
+    # status a subscriber gets is this run's (a subscriber racing the connect would otherwise read the old one)
+    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(mosquitto_server.port), "-t",
+                    f"{TOPIC}/status", "-r", "-n", "-q", "1"], check=True, timeout=10)  # fmt: skip
     sim = start_live(site, speed=60, seed=5, broker=parse_mqtt_url(mosquitto_server.url), work_dir=tmp_path)
     try:
         # A subscriber arriving after the announcement still gets it: it is retained.
