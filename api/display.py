@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api.errors import Lang
 from api.schemas import CommunityStatus
-from jieshui.inventory import Community, FacilityKind, Measure, VehicleClass
+from jieshui.inventory import SHANGHAI, Community, FacilityKind, Measure, VehicleClass
 
 #: Litres per car of the notice's quotas (沪水务〔2020〕610号, DOMAIN.md; GB 50015 ranges).
 WASH_QUOTA_L: dict[str, float] = {
@@ -278,7 +278,7 @@ def _m3(x: float) -> str:
 
 
 def _local(at: dt.datetime) -> str:
-    return at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+    return at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
 
 
 def texts(figures: DisplayNumbers, at: dt.datetime, lang: Lang) -> dict[str, str]:

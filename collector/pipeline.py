@@ -25,6 +25,7 @@ from devices.payload import model_for, payload_to_quantities
 from devices.profile import Profile
 from devices.registers import ROLLOVER_BAND, codecs_for, rollover_values
 from evidence.meters import Swap, interval_use, swaps_between
+from jieshui.inventory import SHANGHAI
 from store.lineprotocol import FieldValue, Point, series_key
 
 NS = 10**9
@@ -362,7 +363,7 @@ def _schema_message(error: Any) -> str:
 
 
 #: The zone of a profile's `clock`: what a device time without an offset means.
-CLOCK_ZONES = {"utc": dt.UTC, "local": dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")}
+CLOCK_ZONES = {"utc": dt.UTC, "local": SHANGHAI}
 
 
 def _device_time_ns(profile: Profile, key: str, stamp: float | str) -> int:

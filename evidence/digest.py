@@ -25,10 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from store.influx import Series
+from verification.checks import DAY_NS, SHANGHAI_OFFSET_NS
 
-NS = 10**9
-DAY_NS = 86400 * NS
-SHANGHAI_OFFSET_NS = 8 * 3600 * NS
 EPOCH_DAY = dt.date(1970, 1, 1)
 FORMAT = "jieshui-evidence/2"
 EMPTY = hashlib.sha256(b"").hexdigest()
@@ -42,6 +40,11 @@ def day_number(day: dt.date) -> int:
 def day_of(number: int) -> dt.date:
     """The date of a day number."""
     return EPOCH_DAY + dt.timedelta(days=number)
+
+
+def reading_day(time_ns: int) -> dt.date:
+    """The day a reading at `time_ns` belongs to: the day of time - 1 ns (a day is (00:00, 24:00])."""
+    return day_of((time_ns - 1 + SHANGHAI_OFFSET_NS) // DAY_NS)
 
 
 def day_bounds_ns(day: dt.date) -> tuple[int, int]:

@@ -16,17 +16,15 @@ from sqlalchemy.exc import IntegrityError
 
 from api.db import Database, EvidenceDigest
 from evidence.digest import (
-    DAY_NS,
-    SHANGHAI_OFFSET_NS,
     DayDigest,
     StoredDay,
     canonical_lines,
     compare,
     day_bounds_ns,
-    day_of,
     digest_days,
     genesis,
     link,
+    reading_day,
 )
 from jieshui.inventory import SHANGHAI, Site
 from store.influx import InfluxStore, quote_ident, quote_literal
@@ -86,7 +84,7 @@ def first_day(store: InfluxStore, measurement: str, community: str, device: str)
     if not rows or len(rows[0]) == 0:
         return None
     t = int(rows[0].time.astype("int64")[0])
-    return day_of((t - 1 + SHANGHAI_OFFSET_NS) // DAY_NS)  # (00:00, 24:00]: evidence.digest
+    return reading_day(t)
 
 
 def _stored(db: Database, community: str, device: str, through: dt.date | None = None) -> list[StoredDay]:

@@ -30,13 +30,12 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Literal
 
-from jieshui.inventory import Device, MeterInfo, Replacement, Site
+from jieshui.inventory import SHANGHAI, Device, MeterInfo, Replacement, Site
 
 if TYPE_CHECKING:
     from api.db import Meter, MeterReplacement
 
 NS = 10**9
-SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 #: How far a recorded reading may sit on the wrong side of a metered one before the record contradicts

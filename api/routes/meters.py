@@ -22,10 +22,11 @@ from api.auth import Principal, Role, audit
 from api.db import Meter, MeterReplacement
 from api.deps import ApiContext, CtxDep, PrincipalDep, ScopedDep, scoped_in
 from api.errors import ApiError
-from evidence.meters import SHANGHAI, local_date, meter_at, meter_due
+from evidence.meters import local_date, meter_at, meter_due
 from jieshui.inventory import (
     FIRST_YEAR,
     LAST_YEAR,
+    SHANGHAI,
     AccuracyClass,
     Device,
     MeterInfo,
