@@ -48,9 +48,9 @@ def _read(path: str | Path, what: str) -> bytes:
 
 def _db(args: argparse.Namespace) -> Any:
     from api.db import Database
-    from jieshui.settings import Settings
+    from jieshui.cli import _db_url
 
-    return Database(str(args.db_url or Settings().db_url))
+    return Database(_db_url(args))
 
 
 def _passphrase(prompt: str, confirm: bool = False) -> bytes:
@@ -273,14 +273,10 @@ def _guarded(func: Any) -> Any:
     return run
 
 
-def _db_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db-url", default=None, help="SQLAlchemy URL (default JIESHUI_DB_URL, else SQLite in var/)"
-    )
-
-
 def add_actions(actions: Any) -> None:
     """Add the signing actions to `jieshui evidence`."""
+    from jieshui.cli import _db_option  # the one --db-url option (called once the CLI module is loaded)
+
     kg = actions.add_parser(
         "keygen",
         help="make an Ed25519 key pair for signing verdicts and reports",
